@@ -1,0 +1,6 @@
+//! Switchboard: customer SMS and email in, support issues out.
+//!
+//! The layers and the one direction data flows through them (STYLE.md):
+//! channel → domain decision → store transaction → workers → channel out.
+
+pub mod domain;

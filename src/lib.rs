@@ -4,3 +4,5 @@
 //! channel → domain decision → store transaction → workers → channel out.
 
 pub mod domain;
+pub mod store;
+pub mod token;

@@ -1,0 +1,269 @@
+//! What the store hands out: rows in the exact JSON shapes of SPEC §4.1.
+//!
+//! I let the store return API-shaped values instead of raw rows plus a
+//! mapping layer in `http/`: the shapes are the contract, there is exactly
+//! one of each, and keeping them next to the SQL that fills them means a
+//! new column cannot be forgotten in one of two places.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{
+    Channel, ContactKind, EventType, IssueStatus, MessageKind, Resolution, Role, ThreadingRule,
+};
+
+/// A staff member.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Staff {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `{id, name}` of a person.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PersonRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// The customer as shown on an issue.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CustomerRef {
+    pub id: i64,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// An issue, as listed and as shown alone.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IssueView {
+    pub id: i64,
+    pub status: IssueStatus,
+    pub subject: String,
+    pub channel: Channel,
+    pub customer_id: i64,
+    pub customer: CustomerRef,
+    pub assignee_id: Option<i64>,
+    pub assignee: Option<PersonRef>,
+    pub resolution: Option<Resolution>,
+    pub closed_by: Option<PersonRef>,
+    pub previous_issue_id: Option<i64>,
+    pub ack_only: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_message_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub last_message_preview: Option<String>,
+    pub message_count: i64,
+    pub unread: bool,
+}
+
+/// Issues per status, honouring every list filter but `status`.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct IssueCounts {
+    pub unassigned: i64,
+    pub assigned: i64,
+    pub closed: i64,
+}
+
+/// Who wrote a timeline entry.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Author {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A provider's error on a failed delivery.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeliveryError {
+    pub code: String,
+    pub message: String,
+}
+
+/// Delivery state of a reply.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Delivery {
+    pub status: crate::domain::DeliveryStatus,
+    pub error: Option<DeliveryError>,
+}
+
+/// The `event` object of an event message.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EventView {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub actor: Option<PersonRef>,
+}
+
+/// A stored attachment.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AttachmentView {
+    pub id: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// An attachment kept out of the issue, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefusedAttachment {
+    pub filename: String,
+    pub reason: String,
+}
+
+/// One entry in an issue's timeline.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MessageView {
+    pub id: i64,
+    pub issue_id: i64,
+    pub kind: MessageKind,
+    pub channel: Option<Channel>,
+    pub author: Author,
+    pub body: String,
+    pub external_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub attachments: Vec<AttachmentView>,
+    pub refused_attachments: Vec<RefusedAttachment>,
+    pub threading_rule: Option<ThreadingRule>,
+    pub delivery: Option<Delivery>,
+    pub event: Option<EventView>,
+}
+
+/// A contact on the View Customer page.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ContactView {
+    pub kind: ContactKind,
+    pub value: String,
+    pub opted_out: bool,
+}
+
+/// View Customer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CustomerView {
+    pub id: i64,
+    pub name: String,
+    pub contacts: Vec<ContactView>,
+    pub issues: Vec<IssueView>,
+}
+
+/// An entry of the rejected-inbound log.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rejected {
+    pub id: i64,
+    pub kind: String,
+    pub reason: String,
+    pub received_at: DateTime<Utc>,
+    pub detail: serde_json::Value,
+}
+
+/// A normalised inbound message from any channel, ready for §3.1.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub channel: Channel,
+    /// `MessageSid`, `Message-ID`, or a content hash.
+    pub external_id: String,
+    pub sender: crate::domain::Contact,
+    /// Display name, if the channel carries one.
+    pub sender_name: Option<String>,
+    /// Email subject (`None` for SMS).
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    pub raw: Option<Vec<u8>>,
+    /// `In-Reply-To` first, then `References` newest first.
+    pub references: Vec<String>,
+    /// Auto-replies and bounces (SPEC §3.3).
+    pub is_automated: bool,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The threading options of the configuration that ingest needs.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub reopen_window: std::time::Duration,
+    pub ack_words: Vec<String>,
+    pub auto_resolve_acks: bool,
+}
+
+/// What ingest did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Stored before (a provider retry or an IMAP re-fetch).
+    Duplicate { message_id: i64, issue_id: i64 },
+    /// Stored now.
+    Stored {
+        message_id: i64,
+        issue_id: i64,
+        rule: ThreadingRule,
+        opened: bool,
+    },
+    /// An automated message recorded as an event on the issue it names.
+    RecordedAutomated { message_id: i64, issue_id: i64 },
+    /// An automated message that names no issue.
+    DroppedAutomated,
+}
+
+/// The list filters of `GET /api/issues`.
+#[derive(Debug, Clone, Default)]
+pub struct IssueFilter {
+    /// `open` when not given.
+    pub status: Option<StatusFilter>,
+    pub assignee: Option<AssigneeFilter>,
+    pub q: Option<String>,
+    pub customer: Option<i64>,
+    pub limit: i64,
+    pub cursor: Option<(DateTime<Utc>, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Open,
+    Is(IssueStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    None,
+    Staff(i64),
+}
+
+/// A staff request on an issue's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueAction {
+    Take,
+    Assign(i64),
+    Unassign,
+    Close,
+    Resolve,
+    Reopen,
+}
+
+/// A reply or staff-initiated first message waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxJob {
+    pub id: i64,
+    pub kind: String,
+    pub attempts: i64,
+    pub message_id: i64,
+    pub issue_id: i64,
+    pub channel: Channel,
+    pub to: String,
+    pub body: String,
+}
+
+/// What `POST /api/issues` asks for.
+#[derive(Debug, Clone)]
+pub struct NewIssue {
+    pub customer_id: Option<i64>,
+    pub contact: Option<crate::domain::Contact>,
+    pub subject: Option<String>,
+    pub body: String,
+}

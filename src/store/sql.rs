@@ -1,0 +1,1588 @@
+// Shared SQL for both backends. This file is `include!`d twice, once by
+// `sqlite.rs` and once by `postgres.rs`, each of which defines `Db` and the
+// dialect macros (`for_update!`, `skip_locked!`) before including it. The
+// text is written once; the compiler type-checks it once per backend, with
+// that backend's own encoders and decoders. See `store/mod.rs` for why.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::domain::{
+    self, Channel, ContactKind, DeliveryStatus, EventType, IssueState, IssueStatus, MessageKind,
+    Resolution, Role, ThreadingRule,
+};
+use crate::store::StoreError;
+use crate::store::model::*;
+
+pub type Conn = <Db as sqlx::Database>::Connection;
+
+/// The longest preview of a message shown in the issue list.
+const PREVIEW_CHARS: usize = 140;
+
+// ---------------------------------------------------------------- staff
+
+#[derive(sqlx::FromRow)]
+struct StaffRow {
+    id: i64,
+    email: String,
+    name: String,
+    role: String,
+    active: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl StaffRow {
+    fn into_staff(self) -> Staff {
+        Staff {
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            role: Role::parse(&self.role).unwrap_or(Role::Agent),
+            active: self.active,
+            created_at: self.created_at,
+        }
+    }
+}
+
+pub async fn insert_staff(
+    c: &mut Conn,
+    email: &str,
+    name: &str,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<Staff, StoreError> {
+    let row: StaffRow = sqlx::query_as(
+        "INSERT INTO staff (email, name, role, active, created_at) VALUES ($1, $2, $3, TRUE, $4)
+         RETURNING id, email, name, role, active, created_at",
+    )
+    .bind(email)
+    .bind(name)
+    .bind(role.as_str())
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await
+    .map_err(|e| StoreError::on_unique(e, "email_taken", "a staff member with that email exists"))?;
+    Ok(row.into_staff())
+}
+
+pub async fn list_staff(c: &mut Conn) -> Result<Vec<Staff>, StoreError> {
+    let rows: Vec<StaffRow> =
+        sqlx::query_as("SELECT id, email, name, role, active, created_at FROM staff ORDER BY id")
+            .fetch_all(&mut *c)
+            .await?;
+    Ok(rows.into_iter().map(StaffRow::into_staff).collect())
+}
+
+pub async fn get_staff(c: &mut Conn, id: i64) -> Result<Option<Staff>, StoreError> {
+    let row: Option<StaffRow> =
+        sqlx::query_as("SELECT id, email, name, role, active, created_at FROM staff WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.map(StaffRow::into_staff))
+}
+
+pub async fn staff_by_email(c: &mut Conn, email: &str) -> Result<Option<Staff>, StoreError> {
+    let row: Option<StaffRow> = sqlx::query_as(
+        "SELECT id, email, name, role, active, created_at FROM staff WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.map(StaffRow::into_staff))
+}
+
+pub async fn update_staff(
+    c: &mut Conn,
+    id: i64,
+    active: Option<bool>,
+    role: Option<Role>,
+    name: Option<&str>,
+) -> Result<Option<Staff>, StoreError> {
+    let row: Option<StaffRow> = sqlx::query_as(
+        "UPDATE staff SET active = COALESCE($2, active), role = COALESCE($3, role),
+                name = COALESCE($4, name)
+         WHERE id = $1 RETURNING id, email, name, role, active, created_at",
+    )
+    .bind(id)
+    .bind(active)
+    .bind(role.map(|r| r.as_str()))
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.map(StaffRow::into_staff))
+}
+
+pub async fn count_staff(c: &mut Conn) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM staff").fetch_one(&mut *c).await?)
+}
+
+pub async fn count_active_admins(c: &mut Conn) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM staff WHERE role = 'admin' AND active")
+            .fetch_one(&mut *c)
+            .await?,
+    )
+}
+
+pub async fn insert_token(
+    c: &mut Conn,
+    staff_id: i64,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO api_tokens (staff_id, token_hash, created_at) VALUES ($1, $2, $3)")
+        .bind(staff_id)
+        .bind(token_hash)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// The active staff member holding a token. The hash is looked up by the
+/// unique index; the caller compares it again in constant time.
+pub async fn staff_by_token(
+    c: &mut Conn,
+    token_hash: &str,
+) -> Result<Option<(Staff, String)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT s.id, s.email, s.name, s.role, s.active, s.created_at, t.token_hash
+         FROM api_tokens t JOIN staff s ON s.id = t.staff_id
+         WHERE t.token_hash = $1 AND s.active",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *c)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            let staff = StaffRow {
+                id: r.try_get("id")?,
+                email: r.try_get("email")?,
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+                active: r.try_get("active")?,
+                created_at: r.try_get("created_at")?,
+            };
+            Ok(Some((staff.into_staff(), r.try_get("token_hash")?)))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- issues
+
+/// The SELECT behind every issue view; `$caller` is the parameter holding
+/// the caller's staff id (for `unread`).
+macro_rules! issue_select {
+    ($caller:literal) => {
+        concat!(
+            "SELECT i.id, i.customer_id, i.channel, i.subject, i.status, i.assignee_id,
+                    i.resolution, i.previous_issue_id, i.ack_only, i.created_at, i.updated_at,
+                    i.last_message_at, i.closed_at, i.closed_by,
+                    cu.name AS customer_name,
+                    (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
+                        AND ct.kind = 'phone' ORDER BY ct.id LIMIT 1) AS customer_phone,
+                    (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
+                        AND ct.kind = 'email' ORDER BY ct.id LIMIT 1) AS customer_email,
+                    a.name AS assignee_name,
+                    cb.name AS closed_by_name,
+                    (SELECT m.body FROM messages m WHERE m.issue_id = i.id AND m.kind <> 'event'
+                        ORDER BY m.id DESC LIMIT 1) AS last_message_preview,
+                    (SELECT COUNT(*) FROM messages m WHERE m.issue_id = i.id
+                        AND m.kind <> 'event') AS message_count,
+                    EXISTS (SELECT 1 FROM messages m WHERE m.issue_id = i.id
+                        AND NOT (m.author_type = 'staff' AND m.author_id = ",
+            $caller,
+            ")
+                        AND m.id > COALESCE((SELECT r.read_up_to FROM issue_reads r
+                            WHERE r.issue_id = i.id AND r.staff_id = ",
+            $caller,
+            "), 0)) AS unread
+             FROM issues i
+             JOIN customers cu ON cu.id = i.customer_id
+             LEFT JOIN staff a ON a.id = i.assignee_id
+             LEFT JOIN staff cb ON cb.id = i.closed_by "
+        )
+    };
+}
+
+/// The list filters; parameters $1–$5 (see `list_issues`).
+macro_rules! issue_filters {
+    () => {
+        " ($1 IS NULL OR i.customer_id = $1)
+          AND ($2 = 'any' OR ($2 = 'none' AND i.assignee_id IS NULL)
+               OR ($2 = 'id' AND i.assignee_id = $3))
+          AND ($4 IS NULL OR i.id = $5 OR LOWER(i.subject) LIKE $4 ESCAPE '\\'
+               OR LOWER(cu.name) LIKE $4 ESCAPE '\\'
+               OR EXISTS (SELECT 1 FROM contacts ct WHERE ct.customer_id = i.customer_id
+                          AND LOWER(ct.value) LIKE $4 ESCAPE '\\')) "
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct IssueRow {
+    id: i64,
+    customer_id: i64,
+    channel: String,
+    subject: String,
+    status: String,
+    assignee_id: Option<i64>,
+    resolution: Option<String>,
+    previous_issue_id: Option<i64>,
+    ack_only: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_message_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+    closed_by: Option<i64>,
+    customer_name: String,
+    customer_phone: Option<String>,
+    customer_email: Option<String>,
+    assignee_name: Option<String>,
+    closed_by_name: Option<String>,
+    last_message_preview: Option<String>,
+    message_count: i64,
+    unread: bool,
+}
+
+impl IssueRow {
+    fn into_view(self) -> IssueView {
+        IssueView {
+            id: self.id,
+            status: IssueStatus::parse(&self.status).unwrap_or(IssueStatus::Unassigned),
+            subject: self.subject,
+            channel: Channel::parse(&self.channel).unwrap_or(Channel::Sms),
+            customer_id: self.customer_id,
+            customer: CustomerRef {
+                id: self.customer_id,
+                name: self.customer_name,
+                phone: self.customer_phone,
+                email: self.customer_email,
+            },
+            assignee_id: self.assignee_id,
+            assignee: self
+                .assignee_id
+                .map(|id| PersonRef { id, name: self.assignee_name.unwrap_or_default() }),
+            resolution: self.resolution.as_deref().and_then(Resolution::parse),
+            closed_by: self
+                .closed_by
+                .map(|id| PersonRef { id, name: self.closed_by_name.unwrap_or_default() }),
+            previous_issue_id: self.previous_issue_id,
+            ack_only: self.ack_only,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_message_at: self.last_message_at,
+            closed_at: self.closed_at,
+            last_message_preview: self.last_message_preview.map(|p| preview(&p)),
+            message_count: self.message_count,
+            unread: self.unread,
+        }
+    }
+}
+
+fn preview(body: &str) -> String {
+    let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= PREVIEW_CHARS {
+        flat
+    } else {
+        let mut s: String = flat.chars().take(PREVIEW_CHARS - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+pub async fn issue_view(
+    c: &mut Conn,
+    id: i64,
+    caller: i64,
+) -> Result<Option<IssueView>, StoreError> {
+    let row: Option<IssueRow> = sqlx::query_as(concat!(issue_select!("$1"), " WHERE i.id = $2"))
+        .bind(caller)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.map(IssueRow::into_view))
+}
+
+/// Binds the shared filter parameters $1–$5.
+fn filter_params(f: &IssueFilter) -> (Option<i64>, &'static str, Option<i64>, Option<String>, Option<i64>) {
+    let (mode, who) = match f.assignee {
+        None => ("any", None),
+        Some(AssigneeFilter::None) => ("none", None),
+        Some(AssigneeFilter::Staff(id)) => ("id", Some(id)),
+    };
+    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let pattern = q.map(|q| {
+        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let as_id = q.and_then(|q| q.trim_start_matches('#').parse::<i64>().ok());
+    (f.customer, mode, who, pattern, as_id)
+}
+
+pub async fn list_issues(
+    c: &mut Conn,
+    f: &IssueFilter,
+    caller: i64,
+) -> Result<Vec<IssueView>, StoreError> {
+    let (customer, mode, who, pattern, as_id) = filter_params(f);
+    let status = match f.status {
+        None | Some(StatusFilter::Open) => "open",
+        Some(StatusFilter::Is(s)) => s.as_str(),
+    };
+    let (cursor_at, cursor_id) = match f.cursor {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    let rows: Vec<IssueRow> = sqlx::query_as(concat!(
+        issue_select!("$7"),
+        " WHERE ",
+        issue_filters!(),
+        " AND (($6 = 'open' AND i.status <> 'closed') OR i.status = $6)
+          AND ($8 IS NULL OR i.last_message_at < $8 OR (i.last_message_at = $8 AND i.id < $9))
+          ORDER BY i.last_message_at DESC, i.id DESC LIMIT $10"
+    ))
+    .bind(customer)
+    .bind(mode)
+    .bind(who)
+    .bind(pattern)
+    .bind(as_id)
+    .bind(status)
+    .bind(caller)
+    .bind(cursor_at)
+    .bind(cursor_id)
+    .bind(f.limit)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows.into_iter().map(IssueRow::into_view).collect())
+}
+
+pub async fn count_issues(c: &mut Conn, f: &IssueFilter) -> Result<IssueCounts, StoreError> {
+    let (customer, mode, who, pattern, as_id) = filter_params(f);
+    let rows = sqlx::query(concat!(
+        "SELECT i.status AS status, COUNT(*) AS n FROM issues i
+         JOIN customers cu ON cu.id = i.customer_id WHERE ",
+        issue_filters!(),
+        " GROUP BY i.status"
+    ))
+    .bind(customer)
+    .bind(mode)
+    .bind(who)
+    .bind(pattern)
+    .bind(as_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut counts = IssueCounts::default();
+    for r in rows {
+        let status: String = r.try_get("status")?;
+        let n: i64 = r.try_get("n")?;
+        match IssueStatus::parse(&status) {
+            Some(IssueStatus::Unassigned) => counts.unassigned = n,
+            Some(IssueStatus::Assigned) => counts.assigned = n,
+            Some(IssueStatus::Closed) => counts.closed = n,
+            None => {}
+        }
+    }
+    Ok(counts)
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    customer_id: i64,
+    status: String,
+    assignee_id: Option<i64>,
+    resolution: Option<String>,
+    closed_by: Option<i64>,
+}
+
+impl StateRow {
+    fn state(&self) -> IssueState {
+        IssueState {
+            status: IssueStatus::parse(&self.status).unwrap_or(IssueStatus::Unassigned),
+            assignee_id: self.assignee_id,
+            resolution: self.resolution.as_deref().and_then(Resolution::parse),
+            closed_by: self.closed_by,
+        }
+    }
+}
+
+/// Loads an issue's state, locking the row on PostgreSQL. (SQLite write
+/// transactions begin IMMEDIATE and so already hold the database's lock.)
+async fn lock_issue(c: &mut Conn, id: i64) -> Result<Option<StateRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT customer_id, status, assignee_id, resolution, closed_by FROM issues WHERE id = $1",
+        for_update!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?)
+}
+
+async fn write_state(
+    c: &mut Conn,
+    id: i64,
+    s: &IssueState,
+    closed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE issues SET status = $2, assignee_id = $3, resolution = $4, closed_by = $5,
+                closed_at = $6, updated_at = $7
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(s.status.as_str())
+    .bind(s.assignee_id)
+    .bind(s.resolution.map(|r| r.as_str()))
+    .bind(s.closed_by)
+    .bind(closed_at)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+async fn staff_is_active(c: &mut Conn, id: i64) -> Result<bool, StoreError> {
+    let active: Option<bool> = sqlx::query_scalar("SELECT active FROM staff WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(active.unwrap_or(false))
+}
+
+async fn staff_name(c: &mut Conn, id: i64) -> Result<String, StoreError> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM staff WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(name.unwrap_or_else(|| format!("staff #{id}")))
+}
+
+async fn open_issue_of(
+    c: &mut Conn,
+    customer_id: i64,
+    except: i64,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM issues WHERE customer_id = $1 AND status <> 'closed' AND id <> $2",
+    )
+    .bind(customer_id)
+    .bind(except)
+    .fetch_optional(&mut *c)
+    .await?)
+}
+
+/// Runs one staff action through the state machine and records it.
+pub async fn transition(
+    c: &mut Conn,
+    issue_id: i64,
+    actor: &domain::Actor,
+    actor_name: &str,
+    action: IssueAction,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let row = lock_issue(c, issue_id).await?.ok_or(StoreError::NotFound("issue"))?;
+    let state = row.state();
+    let domain_action = match action {
+        IssueAction::Take => domain::Action::Take,
+        IssueAction::Assign(assignee_id) => domain::Action::Assign {
+            assignee_id,
+            assignee_active: staff_is_active(c, assignee_id).await?,
+        },
+        IssueAction::Unassign => domain::Action::Unassign,
+        IssueAction::Close => domain::Action::Close,
+        IssueAction::Resolve => domain::Action::Resolve,
+        IssueAction::Reopen => domain::Action::Reopen {
+            customer_open_issue: if state.status == IssueStatus::Closed {
+                open_issue_of(c, row.customer_id, issue_id).await?
+            } else {
+                None
+            },
+            assignee_active: match state.assignee_id {
+                Some(a) => staff_is_active(c, a).await?,
+                None => false,
+            },
+        },
+    };
+    let t = domain::state::apply(state, *actor, domain_action)?;
+    let Some(event) = t.event else { return Ok(()) };
+    let closed_at = (t.to.status == IssueStatus::Closed).then_some(now);
+    write_state(c, issue_id, &t.to, closed_at, now).await?;
+    let text = match (event, action) {
+        (EventType::Assigned, IssueAction::Assign(to)) => {
+            let to_name = staff_name(c, to).await?;
+            format!("{actor_name} assigned the issue to {to_name}")
+        }
+        (EventType::Taken, _) => format!("{actor_name} took the issue"),
+        (EventType::Unassigned, _) => format!("{actor_name} unassigned the issue"),
+        (EventType::Closed, _) => format!("{actor_name} closed the issue"),
+        (EventType::Resolved, _) => format!("{actor_name} resolved the issue"),
+        (EventType::Reopened, _) => format!("{actor_name} reopened the issue"),
+        (other, _) => format!("{actor_name}: {other}"),
+    };
+    insert_event(c, issue_id, event, Some((actor.id, actor_name)), &text, now).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- messages
+
+/// A new timeline entry.
+pub struct NewMessage<'a> {
+    pub issue_id: i64,
+    pub kind: MessageKind,
+    pub channel: Option<Channel>,
+    pub author_type: &'static str,
+    pub author_id: Option<i64>,
+    pub author_name: &'a str,
+    pub body: &'a str,
+    pub html: Option<&'a str>,
+    pub raw: Option<&'a [u8]>,
+    pub external_id: Option<&'a str>,
+    pub threading_rule: Option<ThreadingRule>,
+    pub contact_value: Option<&'a str>,
+    pub delivery_status: Option<DeliveryStatus>,
+    pub event_type: Option<EventType>,
+    pub event_actor_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl<'a> NewMessage<'a> {
+    fn base(issue_id: i64, kind: MessageKind, body: &'a str, now: DateTime<Utc>) -> Self {
+        NewMessage {
+            issue_id,
+            kind,
+            channel: None,
+            author_type: "system",
+            author_id: None,
+            author_name: "Switchboard",
+            body,
+            html: None,
+            raw: None,
+            external_id: None,
+            threading_rule: None,
+            contact_value: None,
+            delivery_status: None,
+            event_type: None,
+            event_actor_id: None,
+            created_at: now,
+        }
+    }
+}
+
+pub async fn insert_message(c: &mut Conn, m: &NewMessage<'_>) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (issue_id, kind, channel, author_type, author_id, author_name, body,
+                               html, raw, external_id, threading_rule, contact_value,
+                               delivery_status, event_type, event_actor_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         RETURNING id",
+    )
+    .bind(m.issue_id)
+    .bind(m.kind.as_str())
+    .bind(m.channel.map(|c| c.as_str()))
+    .bind(m.author_type)
+    .bind(m.author_id)
+    .bind(m.author_name)
+    .bind(m.body)
+    .bind(m.html)
+    .bind(m.raw)
+    .bind(m.external_id)
+    .bind(m.threading_rule.map(|r| r.as_str()))
+    .bind(m.contact_value)
+    .bind(m.delivery_status.map(|d| d.as_str()))
+    .bind(m.event_type.map(|e| e.as_str()))
+    .bind(m.event_actor_id)
+    .bind(m.created_at)
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(id)
+}
+
+/// Records an `event` message; `actor` is `None` for the system.
+pub async fn insert_event(
+    c: &mut Conn,
+    issue_id: i64,
+    event: EventType,
+    actor: Option<(i64, &str)>,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let mut m = NewMessage::base(issue_id, MessageKind::Event, text, now);
+    m.event_type = Some(event);
+    if let Some((id, name)) = actor {
+        m.author_type = "staff";
+        m.author_id = Some(id);
+        m.author_name = name;
+        m.event_actor_id = Some(id);
+    }
+    insert_message(c, &m).await
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: i64,
+    issue_id: i64,
+    kind: String,
+    channel: Option<String>,
+    author_type: String,
+    author_id: Option<i64>,
+    author_name: String,
+    body: String,
+    external_id: Option<String>,
+    threading_rule: Option<String>,
+    delivery_status: Option<String>,
+    delivery_error_code: Option<String>,
+    delivery_error_message: Option<String>,
+    event_type: Option<String>,
+    event_actor_id: Option<i64>,
+    event_actor_name: Option<String>,
+    created_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! message_select {
+    () => {
+        "SELECT m.id, m.issue_id, m.kind, m.channel, m.author_type, m.author_id, m.author_name,
+                m.body, m.external_id, m.threading_rule, m.delivery_status,
+                m.delivery_error_code, m.delivery_error_message, m.event_type,
+                m.event_actor_id, ea.name AS event_actor_name, m.created_at, m.edited_at
+         FROM messages m LEFT JOIN staff ea ON ea.id = m.event_actor_id "
+    };
+}
+
+impl MessageRow {
+    fn into_view(self) -> MessageView {
+        let kind = MessageKind::parse(&self.kind).unwrap_or(MessageKind::Event);
+        let author_kind = match self.author_type.as_str() {
+            "customer" => "customer",
+            "staff" => "staff",
+            _ => "system",
+        };
+        MessageView {
+            id: self.id,
+            issue_id: self.issue_id,
+            kind,
+            channel: self.channel.as_deref().and_then(Channel::parse),
+            author: Author { kind: author_kind, id: self.author_id, name: self.author_name },
+            body: self.body,
+            external_id: self.external_id,
+            created_at: self.created_at,
+            edited_at: self.edited_at,
+            attachments: Vec::new(),
+            refused_attachments: Vec::new(),
+            threading_rule: self.threading_rule.as_deref().and_then(ThreadingRule::parse),
+            delivery: self.delivery_status.as_deref().and_then(DeliveryStatus::parse).map(
+                |status| Delivery {
+                    status,
+                    error: self.delivery_error_code.map(|code| DeliveryError {
+                        message: self
+                            .delivery_error_message
+                            .unwrap_or_else(|| "delivery failed".to_string()),
+                        code,
+                    }),
+                },
+            ),
+            event: self.event_type.as_deref().and_then(EventType::parse).map(|kind| EventView {
+                kind,
+                actor: self
+                    .event_actor_id
+                    .map(|id| PersonRef { id, name: self.event_actor_name.unwrap_or_default() }),
+            }),
+        }
+    }
+}
+
+pub async fn message_view(c: &mut Conn, id: i64) -> Result<Option<MessageView>, StoreError> {
+    let row: Option<MessageRow> = sqlx::query_as(concat!(message_select!(), " WHERE m.id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.map(MessageRow::into_view))
+}
+
+/// A page of the timeline: the newest `limit` messages older than `before`,
+/// returned oldest first, and whether older ones remain.
+pub async fn list_messages(
+    c: &mut Conn,
+    issue_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<MessageView>, bool), StoreError> {
+    let mut rows: Vec<MessageRow> = sqlx::query_as(concat!(
+        message_select!(),
+        " WHERE m.issue_id = $1 AND ($2 IS NULL OR m.id < $2) ORDER BY m.id DESC LIMIT $3"
+    ))
+    .bind(issue_id)
+    .bind(before)
+    .bind(limit + 1)
+    .fetch_all(&mut *c)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    rows.reverse();
+    Ok((rows.into_iter().map(MessageRow::into_view).collect(), more))
+}
+
+pub async fn issue_exists(c: &mut Conn, id: i64) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM issues WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(found.is_some())
+}
+
+async fn touch_issue(
+    c: &mut Conn,
+    issue_id: i64,
+    last_message: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if last_message {
+        sqlx::query("UPDATE issues SET last_message_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(issue_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+    } else {
+        sqlx::query("UPDATE issues SET updated_at = $2 WHERE id = $1")
+            .bind(issue_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn add_comment(
+    c: &mut Conn,
+    issue_id: i64,
+    author: &Staff,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    if !issue_exists(c, issue_id).await? {
+        return Err(StoreError::NotFound("issue"));
+    }
+    let mut m = NewMessage::base(issue_id, MessageKind::Comment, body, now);
+    m.author_type = "staff";
+    m.author_id = Some(author.id);
+    m.author_name = &author.name;
+    let id = insert_message(c, &m).await?;
+    touch_issue(c, issue_id, false, now).await?;
+    Ok(id)
+}
+
+/// Checks that `actor` may change a comment: its author within five hours,
+/// an admin at any time. Returns the issue id.
+async fn comment_guard(
+    c: &mut Conn,
+    message_id: i64,
+    actor: &Staff,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT issue_id, kind, author_id, created_at FROM messages WHERE id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound("message"))?;
+    let kind: String = row.try_get("kind")?;
+    if kind != MessageKind::Comment.as_str() {
+        return Err(StoreError::conflict(
+            "not_editable",
+            "only private comments can be edited or deleted; sent replies cannot be unsent",
+        ));
+    }
+    let author_id: Option<i64> = row.try_get("author_id")?;
+    let created_at: DateTime<Utc> = row.try_get("created_at")?;
+    if actor.role != Role::Admin {
+        if author_id != Some(actor.id) {
+            return Err(StoreError::forbidden("forbidden", "only the author or an admin may change this comment"));
+        }
+        if now.signed_duration_since(created_at) > chrono::Duration::hours(5) {
+            return Err(StoreError::forbidden(
+                "edit_window_expired",
+                "comments can be changed by their author for 5 hours; ask an admin",
+            ));
+        }
+    }
+    Ok(row.try_get("issue_id")?)
+}
+
+pub async fn edit_comment(
+    c: &mut Conn,
+    message_id: i64,
+    actor: &Staff,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    comment_guard(c, message_id, actor, now).await?;
+    sqlx::query("UPDATE messages SET body = $2, edited_at = $3 WHERE id = $1")
+        .bind(message_id)
+        .bind(body)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_comment(
+    c: &mut Conn,
+    message_id: i64,
+    actor: &Staff,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let issue_id = comment_guard(c, message_id, actor, now).await?;
+    sqlx::query("DELETE FROM messages WHERE id = $1").bind(message_id).execute(&mut *c).await?;
+    touch_issue(c, issue_id, false, now).await?;
+    Ok(())
+}
+
+pub async fn mark_read(c: &mut Conn, issue_id: i64, staff_id: i64) -> Result<(), StoreError> {
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM messages WHERE issue_id = $1")
+        .bind(issue_id)
+        .fetch_one(&mut *c)
+        .await?;
+    sqlx::query(
+        "INSERT INTO issue_reads (staff_id, issue_id, read_up_to) VALUES ($1, $2, $3)
+         ON CONFLICT (staff_id, issue_id) DO UPDATE SET read_up_to = excluded.read_up_to",
+    )
+    .bind(staff_id)
+    .bind(issue_id)
+    .bind(max.unwrap_or(0))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- replies
+
+struct ContactRow {
+    customer_id: i64,
+    value: String,
+    opted_out: bool,
+}
+
+/// The contact a reply on `channel` goes to: the address the customer last
+/// wrote from on this issue, else their first contact of that kind.
+async fn reply_contact(
+    c: &mut Conn,
+    issue_id: i64,
+    customer_id: i64,
+    channel: Channel,
+) -> Result<Option<ContactRow>, StoreError> {
+    let kind = match channel {
+        Channel::Sms => ContactKind::Phone,
+        Channel::Email => ContactKind::Email,
+    };
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT contact_value FROM messages
+         WHERE issue_id = $1 AND kind = 'customer' AND channel = $2 AND contact_value IS NOT NULL
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(issue_id)
+    .bind(channel.as_str())
+    .fetch_optional(&mut *c)
+    .await?;
+    let row = sqlx::query(
+        "SELECT customer_id, value, opted_out FROM contacts
+         WHERE customer_id = $1 AND kind = $2 AND ($3 IS NULL OR value = $3)
+         ORDER BY id LIMIT 1",
+    )
+    .bind(customer_id)
+    .bind(kind.as_str())
+    .bind(last.clone())
+    .fetch_optional(&mut *c)
+    .await?;
+    let row = match (row, last) {
+        (Some(r), _) => Some(r),
+        // The customer wrote from an address that was since merged away.
+        (None, Some(_)) => {
+            sqlx::query(
+                "SELECT customer_id, value, opted_out FROM contacts
+                 WHERE customer_id = $1 AND kind = $2 ORDER BY id LIMIT 1",
+            )
+            .bind(customer_id)
+            .bind(kind.as_str())
+            .fetch_optional(&mut *c)
+            .await?
+        }
+        (None, None) => None,
+    };
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some(ContactRow {
+            customer_id: r.try_get("customer_id")?,
+            value: r.try_get("value")?,
+            opted_out: r.try_get("opted_out")?,
+        })),
+    }
+}
+
+async fn enqueue(
+    c: &mut Conn,
+    kind: &str,
+    message_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (kind, message_id, state, attempts, next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, 'pending', 0, $3, $3, $3)",
+    )
+    .bind(kind)
+    .bind(message_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+fn no_contact(channel: Channel) -> StoreError {
+    match channel {
+        Channel::Sms => StoreError::invalid("no_contact", "the customer has no phone number"),
+        Channel::Email => StoreError::invalid("no_contact", "the customer has no email address"),
+    }
+}
+
+fn opted_out() -> StoreError {
+    StoreError::conflict(
+        "contact_opted_out",
+        "the customer opted out of SMS (STOP); they must text START before you can reply",
+    )
+}
+
+/// Queues a reply: the message (delivery `queued`) and its outbox row in one
+/// transaction, so a reply is never shown as sent without being queued.
+pub async fn create_reply(
+    c: &mut Conn,
+    issue_id: i64,
+    author: &Staff,
+    body: &str,
+    channel: Option<Channel>,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let row = lock_issue(c, issue_id).await?.ok_or(StoreError::NotFound("issue"))?;
+    if row.state().status == IssueStatus::Closed {
+        return Err(domain::TransitionError::IssueClosed.into());
+    }
+    let issue_channel: String = sqlx::query_scalar("SELECT channel FROM issues WHERE id = $1")
+        .bind(issue_id)
+        .fetch_one(&mut *c)
+        .await?;
+    let channel = channel.or(Channel::parse(&issue_channel)).unwrap_or(Channel::Sms);
+    let contact = reply_contact(c, issue_id, row.customer_id, channel)
+        .await?
+        .ok_or_else(|| no_contact(channel))?;
+    if contact.opted_out && channel == Channel::Sms {
+        return Err(opted_out());
+    }
+    let mut m = NewMessage::base(issue_id, MessageKind::Reply, body, now);
+    m.channel = Some(channel);
+    m.author_type = "staff";
+    m.author_id = Some(author.id);
+    m.author_name = &author.name;
+    m.contact_value = Some(&contact.value);
+    m.delivery_status = Some(DeliveryStatus::Queued);
+    let id = insert_message(c, &m).await?;
+    enqueue(c, channel.as_str(), id, now).await?;
+    touch_issue(c, issue_id, true, now).await?;
+    Ok(id)
+}
+
+// ---------------------------------------------------------------- customers
+
+async fn find_contact(
+    c: &mut Conn,
+    contact: &domain::Contact,
+) -> Result<Option<ContactRow>, StoreError> {
+    let row = sqlx::query("SELECT customer_id, value, opted_out FROM contacts WHERE kind = $1 AND value = $2")
+        .bind(contact.kind().as_str())
+        .bind(contact.value())
+        .fetch_optional(&mut *c)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some(ContactRow {
+            customer_id: r.try_get("customer_id")?,
+            value: r.try_get("value")?,
+            opted_out: r.try_get("opted_out")?,
+        })),
+    }
+}
+
+/// Finds the customer owning a contact, creating both when unknown. When a
+/// concurrent transaction creates the same contact first, this answers
+/// `StoreError::Retry` so the whole transaction runs again and finds it.
+async fn identify(
+    c: &mut Conn,
+    contact: &domain::Contact,
+    name: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<ContactRow, StoreError> {
+    if let Some(found) = find_contact(c, contact).await? {
+        return Ok(found);
+    }
+    let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(contact.value());
+    let customer_id: i64 =
+        sqlx::query_scalar("INSERT INTO customers (name, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(name)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO contacts (customer_id, kind, value, opted_out, created_at)
+         VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (kind, value) DO NOTHING RETURNING id",
+    )
+    .bind(customer_id)
+    .bind(contact.kind().as_str())
+    .bind(contact.value())
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    if inserted.is_none() {
+        return Err(StoreError::Retry);
+    }
+    Ok(ContactRow { customer_id, value: contact.value().to_string(), opted_out: false })
+}
+
+pub async fn customer_view(
+    c: &mut Conn,
+    id: i64,
+    caller: i64,
+) -> Result<Option<CustomerView>, StoreError> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    let Some(name) = name else { return Ok(None) };
+    let contacts = sqlx::query("SELECT kind, value, opted_out FROM contacts WHERE customer_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(ContactView {
+                kind: ContactKind::parse(&kind).unwrap_or(ContactKind::Phone),
+                value: r.try_get("value")?,
+                opted_out: r.try_get("opted_out")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let rows: Vec<IssueRow> = sqlx::query_as(concat!(
+        issue_select!("$1"),
+        " WHERE i.customer_id = $2 ORDER BY i.last_message_at DESC, i.id DESC LIMIT 100"
+    ))
+    .bind(caller)
+    .bind(id)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(Some(CustomerView {
+        id,
+        name,
+        contacts,
+        issues: rows.into_iter().map(IssueRow::into_view).collect(),
+    }))
+}
+
+pub async fn customer_exists(c: &mut Conn, id: i64) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// "New Ticket": opens an issue assigned to the caller and queues the first
+/// message to the customer.
+pub async fn create_issue(
+    c: &mut Conn,
+    actor: &Staff,
+    new: &NewIssue,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let (customer_id, channel) = match (&new.contact, new.customer_id) {
+        (Some(contact), _) => (identify(c, contact, None, now).await?.customer_id, contact.channel()),
+        (None, Some(id)) => {
+            if !customer_exists(c, id).await? {
+                return Err(StoreError::invalid("unknown_customer", "no customer with that id"));
+            }
+            let first: Option<String> =
+                sqlx::query_scalar("SELECT kind FROM contacts WHERE customer_id = $1 ORDER BY id LIMIT 1")
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+            let channel = match first.as_deref() {
+                Some("email") => Channel::Email,
+                Some(_) => Channel::Sms,
+                None => return Err(StoreError::invalid("no_contact", "the customer has no contact")),
+            };
+            (id, channel)
+        }
+        (None, None) => {
+            return Err(StoreError::invalid("missing_customer", "give customer_id or contact"));
+        }
+    };
+    if let Some(open) = open_issue_of(c, customer_id, 0).await? {
+        return Err(StoreError::Rule(crate::store::RuleError {
+            status: 409,
+            code: "customer_has_open_issue",
+            message: "the customer already has an open issue: reply there".into(),
+            issue_id: Some(open),
+        }));
+    }
+    let subject = match &new.subject {
+        Some(s) if !s.trim().is_empty() => s.trim().to_string(),
+        _ => domain::text::sms_subject(&new.body),
+    };
+    let issue_id: i64 = sqlx::query_scalar(
+        "INSERT INTO issues (customer_id, channel, subject, status, assignee_id, ack_only,
+                             created_at, updated_at, last_message_at)
+         VALUES ($1, $2, $3, 'assigned', $4, FALSE, $5, $5, $5) RETURNING id",
+    )
+    .bind(customer_id)
+    .bind(channel.as_str())
+    .bind(&subject)
+    .bind(actor.id)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await
+    .map_err(StoreError::retry_on_unique)?;
+    let contact = match &new.contact {
+        Some(ct) => find_contact(c, ct).await?,
+        None => reply_contact(c, issue_id, customer_id, channel).await?,
+    }
+    .ok_or_else(|| no_contact(channel))?;
+    if contact.opted_out && channel == Channel::Sms {
+        return Err(opted_out());
+    }
+    let mut m = NewMessage::base(issue_id, MessageKind::Reply, &new.body, now);
+    m.channel = Some(channel);
+    m.author_type = "staff";
+    m.author_id = Some(actor.id);
+    m.author_name = &actor.name;
+    m.contact_value = Some(&contact.value);
+    m.delivery_status = Some(DeliveryStatus::Queued);
+    let message_id = insert_message(c, &m).await?;
+    enqueue(c, channel.as_str(), message_id, now).await?;
+    Ok(issue_id)
+}
+
+// ---------------------------------------------------------------- ingest
+
+#[derive(sqlx::FromRow)]
+struct RefRow {
+    id: i64,
+    customer_id: i64,
+    status: String,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+impl RefRow {
+    fn into_ref(self) -> domain::threading::IssueRef {
+        domain::threading::IssueRef {
+            id: self.id,
+            customer_id: self.customer_id,
+            status: IssueStatus::parse(&self.status).unwrap_or(IssueStatus::Closed),
+            closed_at: self.closed_at,
+        }
+    }
+}
+
+async fn issue_ref(c: &mut Conn, id: i64) -> Result<Option<domain::threading::IssueRef>, StoreError> {
+    let row: Option<RefRow> =
+        sqlx::query_as("SELECT id, customer_id, status, closed_at FROM issues WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.map(RefRow::into_ref))
+}
+
+/// The issue holding the first of `references` that we stored.
+async fn issue_by_reference(
+    c: &mut Conn,
+    channel: Channel,
+    references: &[String],
+) -> Result<Option<domain::threading::IssueRef>, StoreError> {
+    for r in references.iter().take(50) {
+        let row: Option<RefRow> = sqlx::query_as(
+            "SELECT i.id, i.customer_id, i.status, i.closed_at FROM messages m
+             JOIN issues i ON i.id = m.issue_id WHERE m.channel = $1 AND m.external_id = $2",
+        )
+        .bind(channel.as_str())
+        .bind(r)
+        .fetch_optional(&mut *c)
+        .await?;
+        if let Some(row) = row {
+            return Ok(Some(row.into_ref()));
+        }
+    }
+    Ok(None)
+}
+
+/// SPEC §3.1 in one transaction: dedupe, identify, decide, store.
+pub async fn ingest(
+    c: &mut Conn,
+    msg: &Inbound,
+    opts: &IngestOptions,
+    now: DateTime<Utc>,
+) -> Result<IngestOutcome, StoreError> {
+    // Rule 1: dedupe.
+    let dup = sqlx::query("SELECT id, issue_id FROM messages WHERE channel = $1 AND external_id = $2")
+        .bind(msg.channel.as_str())
+        .bind(&msg.external_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    if let Some(r) = dup {
+        return Ok(IngestOutcome::Duplicate {
+            message_id: r.try_get("id")?,
+            issue_id: r.try_get("issue_id")?,
+        });
+    }
+    // Rule 2: identify.
+    let contact = identify(c, &msg.sender, msg.sender_name.as_deref(), now).await?;
+    let customer_id = contact.customer_id;
+    let customer_name: String = sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
+        .bind(customer_id)
+        .fetch_one(&mut *c)
+        .await?;
+    // Rules 3–5: gather the facts, let the domain decide.
+    let by_reference = issue_by_reference(c, msg.channel, &msg.references).await?;
+    let by_token = match msg.subject.as_deref().map(domain::text::subject_tokens) {
+        Some(tokens) if !tokens.is_empty() => issue_ref(c, tokens[0]).await?,
+        _ => None,
+    };
+    let open_issue: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM issues WHERE customer_id = $1 AND status <> 'closed'",
+    )
+    .bind(customer_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    let latest_closed: Option<RefRow> = sqlx::query_as(
+        "SELECT id, customer_id, status, closed_at FROM issues
+         WHERE customer_id = $1 AND status = 'closed' ORDER BY closed_at DESC, id DESC LIMIT 1",
+    )
+    .bind(customer_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    let facts = domain::ThreadingFacts {
+        customer_id,
+        by_reference,
+        by_token,
+        open_issue,
+        latest_closed: latest_closed.map(RefRow::into_ref),
+        is_automated: msg.is_automated,
+        now,
+        reopen_window: opts.reopen_window,
+    };
+    let placement = domain::threading::decide(&facts);
+
+    let mut m = NewMessage::base(0, MessageKind::Customer, &msg.body, msg.received_at);
+    m.channel = Some(msg.channel);
+    m.author_type = "customer";
+    m.author_id = Some(customer_id);
+    m.author_name = &customer_name;
+    m.html = msg.html.as_deref();
+    m.raw = msg.raw.as_deref();
+    m.external_id = Some(&msg.external_id);
+    m.contact_value = Some(&contact.value);
+
+    let mut opened = false;
+    let (issue_id, rule) = match placement {
+        domain::Placement::DropAutomated => return Ok(IngestOutcome::DroppedAutomated),
+        domain::Placement::RecordAutomated { issue_id } => {
+            m.issue_id = issue_id;
+            m.kind = MessageKind::Event;
+            m.event_type = Some(EventType::AutoReply);
+            let text = format!(
+                "Automatic reply received{}",
+                msg.subject.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
+            );
+            m.body = &text;
+            let message_id = insert_message(c, &m).await?;
+            touch_issue(c, issue_id, false, now).await?;
+            return Ok(IngestOutcome::RecordedAutomated { message_id, issue_id });
+        }
+        domain::Placement::Append { issue_id, rule } => (issue_id, rule),
+        domain::Placement::Reopen { issue_id } => {
+            let row = lock_issue(c, issue_id).await?.ok_or(StoreError::NotFound("issue"))?;
+            let state = row.state();
+            let active = match state.assignee_id {
+                Some(a) => staff_is_active(c, a).await?,
+                None => false,
+            };
+            let to = domain::state::reopened(state, active);
+            write_state(c, issue_id, &to, None, now).await.map_err(StoreError::retry_if_unique)?;
+            insert_event(c, issue_id, EventType::Reopened, None, "The customer wrote again: issue reopened", now)
+                .await?;
+            (issue_id, ThreadingRule::Reopened)
+        }
+        domain::Placement::Open { previous_issue_id } => {
+            let subject = match (msg.channel, msg.subject.as_deref()) {
+                (Channel::Email, Some(s)) => domain::text::clean_subject(s),
+                _ => domain::text::sms_subject(&msg.body),
+            };
+            let ack_only = domain::text::is_ack_only(&msg.body, &opts.ack_words);
+            let issue_id: i64 = sqlx::query_scalar(
+                "INSERT INTO issues (customer_id, channel, subject, status, previous_issue_id,
+                                     ack_only, created_at, updated_at, last_message_at)
+                 VALUES ($1, $2, $3, 'unassigned', $4, $5, $6, $6, $6) RETURNING id",
+            )
+            .bind(customer_id)
+            .bind(msg.channel.as_str())
+            .bind(&subject)
+            .bind(previous_issue_id)
+            .bind(ack_only)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(StoreError::retry_on_unique)?;
+            opened = true;
+            (issue_id, ThreadingRule::New)
+        }
+    };
+    m.issue_id = issue_id;
+    m.threading_rule = Some(rule);
+    let message_id = insert_message(c, &m).await.map_err(StoreError::retry_if_unique)?;
+    touch_issue(c, issue_id, true, now).await?;
+
+    // SPEC §3.7: acknowledgement-only new issues may be resolved at once.
+    if opened && opts.auto_resolve_acks && domain::text::is_ack_only(&msg.body, &opts.ack_words) {
+        let state = IssueState::new_unassigned();
+        if let Some(to) = domain::state::system_close(state, Resolution::Resolved) {
+            write_state(c, issue_id, &to, Some(now), now).await?;
+            insert_event(
+                c,
+                issue_id,
+                EventType::Resolved,
+                None,
+                "Resolved automatically: the message was only an acknowledgement",
+                now,
+            )
+            .await?;
+        }
+    }
+
+    // SPEC §3.6: STOP / START.
+    if msg.channel == Channel::Sms
+        && let Some(k) = domain::text::opt_keyword(&msg.body)
+    {
+        let (want, event, text) = match k {
+            domain::text::OptKeyword::OptOut => {
+                (true, EventType::OptedOut, "The customer opted out of SMS (STOP)")
+            }
+            domain::text::OptKeyword::OptIn => {
+                (false, EventType::OptedIn, "The customer opted back in to SMS (START)")
+            }
+        };
+        if contact.opted_out != want {
+            sqlx::query("UPDATE contacts SET opted_out = $3 WHERE kind = $1 AND value = $2")
+                .bind(msg.sender.kind().as_str())
+                .bind(msg.sender.value())
+                .bind(want)
+                .execute(&mut *c)
+                .await?;
+            insert_event(c, issue_id, event, None, text, now).await?;
+        }
+    }
+    Ok(IngestOutcome::Stored { message_id, issue_id, rule, opened })
+}
+
+// ---------------------------------------------------------------- outbox
+
+/// Claims the next due outbox item for `lease`; `None` when nothing is due.
+pub async fn claim_outbox(
+    c: &mut Conn,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<OutboxJob>, StoreError> {
+    let row = sqlx::query(concat!(
+        "UPDATE outbox SET locked_until = $2, attempts = attempts + 1, updated_at = $1
+         WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1
+                     AND (locked_until IS NULL OR locked_until <= $1)
+                     ORDER BY next_attempt_at, id LIMIT 1",
+        skip_locked!(),
+        ") RETURNING id, kind, message_id, attempts"
+    ))
+    .bind(now)
+    .bind(lease_until)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let id: i64 = row.try_get("id")?;
+    let kind: String = row.try_get("kind")?;
+    let message_id: Option<i64> = row.try_get("message_id")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    let Some(message_id) = message_id else {
+        outbox_finish(c, id, "failed", Some("outbox item without a message"), now).await?;
+        return Ok(None);
+    };
+    let m = sqlx::query("SELECT issue_id, channel, contact_value, body FROM messages WHERE id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    let Some(m) = m else {
+        outbox_finish(c, id, "failed", Some("message no longer exists"), now).await?;
+        return Ok(None);
+    };
+    let channel: Option<String> = m.try_get("channel")?;
+    let to: Option<String> = m.try_get("contact_value")?;
+    sqlx::query("UPDATE messages SET delivery_status = 'sending' WHERE id = $1 AND delivery_status = 'queued'")
+        .bind(message_id)
+        .execute(&mut *c)
+        .await?;
+    Ok(Some(OutboxJob {
+        id,
+        kind,
+        attempts,
+        message_id,
+        issue_id: m.try_get("issue_id")?,
+        channel: channel.as_deref().and_then(Channel::parse).unwrap_or(Channel::Sms),
+        to: to.unwrap_or_default(),
+        body: m.try_get("body")?,
+    }))
+}
+
+pub async fn outbox_finish(
+    c: &mut Conn,
+    id: i64,
+    state: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET state = $2, last_error = $3, locked_until = NULL, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(state)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn outbox_retry(
+    c: &mut Conn,
+    id: i64,
+    next_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET next_attempt_at = $2, last_error = $3, locked_until = NULL, updated_at = $4
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(next_at)
+    .bind(error)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub async fn outbox_depth(c: &mut Conn) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+        .fetch_one(&mut *c)
+        .await?)
+}
+
+/// Moves a reply's delivery forward (never back: reports arrive out of
+/// order). `external_id` records the provider's id once it is known.
+pub async fn update_delivery(
+    c: &mut Conn,
+    message_id: i64,
+    status: DeliveryStatus,
+    error: Option<(&str, &str)>,
+    external_id: Option<&str>,
+) -> Result<bool, StoreError> {
+    let current: Option<Option<String>> =
+        sqlx::query_scalar("SELECT delivery_status FROM messages WHERE id = $1")
+            .bind(message_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    let Some(current) = current else { return Ok(false) };
+    if let Some(ext) = external_id {
+        sqlx::query("UPDATE messages SET external_id = $2 WHERE id = $1")
+            .bind(message_id)
+            .bind(ext)
+            .execute(&mut *c)
+            .await?;
+    }
+    let current = current.as_deref().and_then(DeliveryStatus::parse).unwrap_or(DeliveryStatus::Queued);
+    if !current.may_become(status) {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE messages SET delivery_status = $2, delivery_error_code = $3,
+                delivery_error_message = $4 WHERE id = $1",
+    )
+    .bind(message_id)
+    .bind(status.as_str())
+    .bind(error.map(|e| e.0))
+    .bind(error.map(|e| e.1))
+    .execute(&mut *c)
+    .await?;
+    Ok(true)
+}
+
+/// The reply a provider's message id belongs to.
+pub async fn reply_by_external_id(
+    c: &mut Conn,
+    channel: Channel,
+    external_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM messages WHERE channel = $1 AND external_id = $2 AND kind = 'reply'",
+    )
+    .bind(channel.as_str())
+    .bind(external_id)
+    .fetch_optional(&mut *c)
+    .await?)
+}
+
+// ---------------------------------------------------------------- rejected
+
+pub async fn insert_rejected(
+    c: &mut Conn,
+    kind: &str,
+    reason: &str,
+    detail: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO rejected (kind, reason, detail, received_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(kind)
+    .bind(reason)
+    .bind(detail.to_string())
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await?)
+}
+
+pub async fn list_rejected(
+    c: &mut Conn,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Rejected>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, kind, reason, detail, received_at FROM rejected
+         WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let detail: String = r.try_get("detail")?;
+            Ok(Rejected {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                reason: r.try_get("reason")?,
+                received_at: r.try_get("received_at")?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect()
+}

@@ -13,6 +13,9 @@ pub mod text;
 pub mod threading;
 pub mod types;
 
+#[cfg(test)]
+mod proptests;
+
 pub use contact::{Contact, ContactError, EmailAddress, Phone};
 pub use state::{Action, Actor, IssueState, Transition, TransitionError};
 pub use threading::{Placement, ThreadingFacts};

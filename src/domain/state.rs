@@ -245,3 +245,402 @@ pub fn system_close(state: IssueState, resolution: Resolution) -> Option<IssueSt
         ..state
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! One test per row and permission of SPEC §2. Agents are ids 1–3, the
+    //! admin is 9; issue ids handed to `customer_has_open_issue` are 70+.
+
+    use super::*;
+
+    const A1: Actor = Actor {
+        id: 1,
+        role: Role::Agent,
+    };
+    const A2: Actor = Actor {
+        id: 2,
+        role: Role::Agent,
+    };
+    const A3: Actor = Actor {
+        id: 3,
+        role: Role::Agent,
+    };
+    const ADMIN: Actor = Actor {
+        id: 9,
+        role: Role::Admin,
+    };
+
+    /// Mark as Closed and Resolve share one rule; each test runs both.
+    const CLOSES: [(Action, Resolution, EventType); 2] = [
+        (Action::Close, Resolution::Closed, EventType::Closed),
+        (Action::Resolve, Resolution::Resolved, EventType::Resolved),
+    ];
+
+    fn unassigned() -> IssueState {
+        IssueState::new_unassigned()
+    }
+
+    fn assigned(to: i64) -> IssueState {
+        IssueState {
+            status: IssueStatus::Assigned,
+            assignee_id: Some(to),
+            resolution: None,
+            closed_by: None,
+        }
+    }
+
+    fn closed(assignee: Option<i64>, closed_by: Option<i64>) -> IssueState {
+        IssueState {
+            status: IssueStatus::Closed,
+            assignee_id: assignee,
+            resolution: Some(Resolution::Closed),
+            closed_by,
+        }
+    }
+
+    fn reopen(active: bool) -> Action {
+        Action::Reopen {
+            customer_open_issue: None,
+            assignee_active: active,
+        }
+    }
+
+    fn assign(to: i64) -> Action {
+        Action::Assign {
+            assignee_id: to,
+            assignee_active: true,
+        }
+    }
+
+    // --- Take It -------------------------------------------------------
+
+    #[test]
+    fn take_unassigned_assigns_the_caller() {
+        for actor in [A1, ADMIN] {
+            let t = apply(unassigned(), actor, Action::Take).unwrap();
+            assert_eq!(t.to, assigned(actor.id));
+            assert_eq!(t.event, Some(EventType::Taken));
+        }
+    }
+
+    #[test]
+    fn take_assigned_to_someone_else_is_already_assigned() {
+        // Admins too: they reassign with Assign It, not by taking.
+        for actor in [A2, ADMIN] {
+            let err = apply(assigned(1), actor, Action::Take).unwrap_err();
+            assert_eq!(err, TransitionError::AlreadyAssigned);
+            assert_eq!(err.code(), "already_assigned");
+        }
+    }
+
+    #[test]
+    fn take_own_issue_changes_nothing_and_records_nothing() {
+        let t = apply(assigned(1), A1, Action::Take).unwrap();
+        assert_eq!(t.to, assigned(1));
+        assert_eq!(t.event, None);
+    }
+
+    // --- Assign It -----------------------------------------------------
+
+    #[test]
+    fn assign_from_unassigned_assigns_that_person() {
+        // Any staff may assign, to themselves or to someone else.
+        for (actor, to) in [(A1, 2), (A1, 1), (ADMIN, 3)] {
+            let t = apply(unassigned(), actor, assign(to)).unwrap();
+            assert_eq!(t.to, assigned(to));
+            assert_eq!(t.event, Some(EventType::Assigned));
+        }
+    }
+
+    #[test]
+    fn assign_from_assigned_moves_it_to_that_person() {
+        // An agent who is not the assignee may reassign as well.
+        for actor in [A1, A3, ADMIN] {
+            let t = apply(assigned(1), actor, assign(2)).unwrap();
+            assert_eq!(t.to, assigned(2));
+            assert_eq!(t.event, Some(EventType::Assigned));
+        }
+    }
+
+    #[test]
+    fn assign_to_the_current_assignee_changes_nothing() {
+        let t = apply(assigned(2), A1, assign(2)).unwrap();
+        assert_eq!(t.to, assigned(2));
+        assert_eq!(t.event, None);
+    }
+
+    #[test]
+    fn assign_to_inactive_or_unknown_staff_is_unknown_assignee() {
+        let inactive = Action::Assign {
+            assignee_id: 5,
+            assignee_active: false,
+        };
+        for state in [unassigned(), assigned(1)] {
+            let err = apply(state, ADMIN, inactive).unwrap_err();
+            assert_eq!(err, TransitionError::UnknownAssignee);
+            assert_eq!(err.code(), "unknown_assignee");
+        }
+        // Even "assigning" to the inactive person who already holds it.
+        let same = Action::Assign {
+            assignee_id: 1,
+            assignee_active: false,
+        };
+        assert_eq!(
+            apply(assigned(1), ADMIN, same),
+            Err(TransitionError::UnknownAssignee)
+        );
+    }
+
+    // --- unassign ------------------------------------------------------
+
+    #[test]
+    fn unassign_by_the_assignee() {
+        let t = apply(assigned(1), A1, Action::Unassign).unwrap();
+        assert_eq!(t.to, unassigned());
+        assert_eq!(t.event, Some(EventType::Unassigned));
+    }
+
+    #[test]
+    fn unassign_by_an_admin() {
+        let t = apply(assigned(1), ADMIN, Action::Unassign).unwrap();
+        assert_eq!(t.to, unassigned());
+        assert_eq!(t.event, Some(EventType::Unassigned));
+    }
+
+    #[test]
+    fn unassign_by_another_agent_is_forbidden() {
+        let err = apply(assigned(1), A2, Action::Unassign).unwrap_err();
+        assert_eq!(err, TransitionError::Forbidden);
+        assert_eq!(err.code(), "forbidden");
+    }
+
+    #[test]
+    fn unassign_an_unassigned_issue_is_a_no_op() {
+        let t = apply(unassigned(), A2, Action::Unassign).unwrap();
+        assert_eq!(t.to, unassigned());
+        assert_eq!(t.event, None);
+    }
+
+    // --- Mark as Closed / Resolve -------------------------------------
+
+    #[test]
+    fn close_unassigned_by_any_caller() {
+        for (action, resolution, event) in CLOSES {
+            for actor in [A2, ADMIN] {
+                let t = apply(unassigned(), actor, action).unwrap();
+                assert_eq!(t.event, Some(event));
+                assert_eq!(
+                    t.to,
+                    IssueState {
+                        status: IssueStatus::Closed,
+                        assignee_id: None,
+                        resolution: Some(resolution),
+                        closed_by: Some(actor.id),
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn close_by_the_assignee_keeps_them_as_previous_assignee() {
+        for (action, resolution, event) in CLOSES {
+            let t = apply(assigned(1), A1, action).unwrap();
+            assert_eq!(t.event, Some(event));
+            assert_eq!(
+                t.to,
+                IssueState {
+                    status: IssueStatus::Closed,
+                    assignee_id: Some(1),
+                    resolution: Some(resolution),
+                    closed_by: Some(1),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn close_by_another_agent_is_not_assignee() {
+        for (action, _, _) in CLOSES {
+            let err = apply(assigned(1), A2, action).unwrap_err();
+            assert_eq!(err, TransitionError::NotAssignee);
+            assert_eq!(err.code(), "not_assignee");
+        }
+    }
+
+    #[test]
+    fn close_by_an_admin_who_is_not_the_assignee_is_not_assignee() {
+        for (action, _, _) in CLOSES {
+            assert_eq!(
+                apply(assigned(1), ADMIN, action),
+                Err(TransitionError::NotAssignee)
+            );
+        }
+        // An admin who holds the issue closes it like anyone else.
+        let t = apply(assigned(ADMIN.id), ADMIN, Action::Close).unwrap();
+        assert_eq!(t.to.closed_by, Some(ADMIN.id));
+    }
+
+    // --- reopen --------------------------------------------------------
+
+    #[test]
+    fn reopen_by_the_closer() {
+        // Closed while unassigned by agent 2: no previous assignee.
+        let t = apply(closed(None, Some(2)), A2, reopen(true)).unwrap();
+        assert_eq!(t.to, unassigned());
+        assert_eq!(t.event, Some(EventType::Reopened));
+    }
+
+    #[test]
+    fn reopen_by_the_previous_assignee() {
+        // Agent 1 held it; the system closed it (no closer).
+        let t = apply(closed(Some(1), None), A1, reopen(true)).unwrap();
+        assert_eq!(t.to, assigned(1));
+        assert_eq!(t.event, Some(EventType::Reopened));
+    }
+
+    #[test]
+    fn reopen_by_an_admin() {
+        let t = apply(closed(Some(1), Some(1)), ADMIN, reopen(true)).unwrap();
+        assert_eq!(t.to, assigned(1));
+        assert_eq!(t.event, Some(EventType::Reopened));
+    }
+
+    #[test]
+    fn reopen_by_anyone_else_is_forbidden() {
+        for state in [closed(Some(1), Some(2)), closed(None, None)] {
+            let err = apply(state, A3, reopen(true)).unwrap_err();
+            assert_eq!(err, TransitionError::Forbidden);
+            assert_eq!(err.code(), "forbidden");
+        }
+    }
+
+    #[test]
+    fn reopen_while_the_customer_has_an_open_issue_names_it() {
+        let action = Action::Reopen {
+            customer_open_issue: Some(77),
+            assignee_active: true,
+        };
+        for actor in [A1, ADMIN] {
+            let err = apply(closed(Some(1), Some(1)), actor, action).unwrap_err();
+            assert_eq!(err, TransitionError::CustomerHasOpenIssue(77));
+            assert_eq!(err.code(), "customer_has_open_issue");
+        }
+        // Permission is checked first, so a stranger learns nothing about
+        // the customer's other issue.
+        assert_eq!(
+            apply(closed(Some(1), Some(1)), A3, action),
+            Err(TransitionError::Forbidden)
+        );
+    }
+
+    #[test]
+    fn reopen_returns_to_an_active_assignee() {
+        let mut state = closed(Some(1), Some(2));
+        state.resolution = Some(Resolution::Resolved);
+        let t = apply(state, A2, reopen(true)).unwrap();
+        // Resolution and closer are cleared: open issues carry neither.
+        assert_eq!(t.to, assigned(1));
+    }
+
+    #[test]
+    fn reopen_is_unassigned_when_the_assignee_is_inactive() {
+        let t = apply(closed(Some(1), Some(1)), ADMIN, reopen(false)).unwrap();
+        assert_eq!(t.to, unassigned());
+        assert_eq!(t.event, Some(EventType::Reopened));
+    }
+
+    #[test]
+    fn reopened_helper_follows_the_same_rule() {
+        let c = closed(Some(4), Some(4));
+        assert_eq!(reopened(c, true), assigned(4));
+        assert_eq!(reopened(c, false), unassigned());
+        // No previous assignee: unassigned whatever the flag says.
+        assert_eq!(reopened(closed(None, Some(4)), true), unassigned());
+    }
+
+    #[test]
+    fn closed_rejects_every_action_but_reopen() {
+        let others = [
+            Action::Take,
+            assign(2),
+            Action::Assign {
+                assignee_id: 2,
+                assignee_active: false,
+            },
+            Action::Unassign,
+            Action::Close,
+            Action::Resolve,
+        ];
+        // Whoever asks: the closer, the previous assignee, an admin.
+        for actor in [A1, A2, ADMIN] {
+            for action in others {
+                let err = apply(closed(Some(1), Some(2)), actor, action).unwrap_err();
+                assert_eq!(err, TransitionError::IssueClosed, "{action:?} by {actor:?}");
+                assert_eq!(err.code(), "issue_closed");
+            }
+        }
+    }
+
+    #[test]
+    fn reopen_on_an_open_issue_is_not_closed() {
+        for state in [unassigned(), assigned(1)] {
+            for actor in [A1, ADMIN] {
+                let err = apply(state, actor, reopen(true)).unwrap_err();
+                assert_eq!(err, TransitionError::NotClosed);
+                assert_eq!(err.code(), "not_closed");
+            }
+        }
+    }
+
+    #[test]
+    fn error_codes_are_exact() {
+        let all = [
+            (TransitionError::AlreadyAssigned, "already_assigned"),
+            (TransitionError::UnknownAssignee, "unknown_assignee"),
+            (TransitionError::Forbidden, "forbidden"),
+            (TransitionError::NotAssignee, "not_assignee"),
+            (TransitionError::IssueClosed, "issue_closed"),
+            (TransitionError::NotClosed, "not_closed"),
+            (
+                TransitionError::CustomerHasOpenIssue(1),
+                "customer_has_open_issue",
+            ),
+        ];
+        for (err, code) in all {
+            assert_eq!(err.code(), code);
+        }
+    }
+
+    // --- system close --------------------------------------------------
+
+    #[test]
+    fn system_close_closes_without_a_closer() {
+        assert_eq!(
+            system_close(assigned(1), Resolution::Resolved),
+            Some(IssueState {
+                status: IssueStatus::Closed,
+                assignee_id: Some(1),
+                resolution: Some(Resolution::Resolved),
+                closed_by: None,
+            })
+        );
+        assert_eq!(
+            system_close(unassigned(), Resolution::Closed),
+            Some(IssueState {
+                status: IssueStatus::Closed,
+                assignee_id: None,
+                resolution: Some(Resolution::Closed),
+                closed_by: None,
+            })
+        );
+    }
+
+    #[test]
+    fn system_close_leaves_a_closed_issue_alone() {
+        assert_eq!(
+            system_close(closed(Some(1), Some(1)), Resolution::Resolved),
+            None
+        );
+    }
+}

@@ -3,6 +3,13 @@
 //! The layers and the one direction data flows through them (STYLE.md):
 //! channel → domain decision → store transaction → workers → channel out.
 
+pub mod app;
+pub mod channels;
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod outbox;
 pub mod store;
 pub mod token;

@@ -1,0 +1,305 @@
+//! Build and run: wires the store, channels, workers and HTTP together.
+//!
+//! `Application::build` does everything that can fail at start-up (open and
+//! migrate the database, create the first admin, bind the listeners) and
+//! returns an app bound to real ports, so tests can bind port 0 and read
+//! the address back (zero2prod). `run` takes the shutdown signal as a
+//! future (atuin), so tests drive shutdown the same way SIGTERM does: stop
+//! accepting, let in-flight requests and the outbox item in hand finish,
+//! close the pool, return.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channels::sms::twilio::{Sender, TwilioClient};
+use crate::config::Config;
+use crate::domain::Role;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::store::Store;
+
+/// The e-mail of the admin created on an empty database.
+pub const FIRST_ADMIN_EMAIL: &str = "admin@localhost";
+
+/// Knobs that tests turn; production uses `Default`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub outbox_base_backoff: Duration,
+    pub outbox_max_backoff: Duration,
+    /// How long shutdown waits for in-flight work.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            outbox_base_backoff: Duration::from_secs(1),
+            outbox_max_backoff: Duration::from_secs(300),
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A built, bound, not yet running daemon.
+pub struct Application {
+    pub store: Store,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    outbox: Outbox,
+    options: Options,
+    /// The first admin's token, when `build` created one.
+    pub first_admin_token: Option<String>,
+}
+
+/// Installs ring as rustls' crypto provider (idempotent). reqwest's
+/// default features would bring aws-lc-rs too, and rustls then cannot pick
+/// one and panics at the first TLS connection.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Application {
+    /// Opens the database, applies migrations (unless `auto_migrate` is
+    /// off), creates the first admin on an empty database and binds.
+    pub async fn build(config: Config, options: Options) -> anyhow::Result<Application> {
+        install_crypto_provider();
+        let config = Arc::new(config);
+        let store = Store::connect(&config.database.url, config.database.max_connections)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the database ({})",
+                    redact_url(&config.database.url)
+                )
+            })?;
+        if config.database.auto_migrate {
+            store.migrate().await.context("applying migrations")?;
+        } else if !store.is_migrated().await? {
+            anyhow::bail!(
+                "the database has pending migrations and auto_migrate is off: run `switchboard migrate`"
+            );
+        }
+        let first_admin_token = ensure_first_admin(&store).await?;
+
+        let http_client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        let twilio = config.twilio.enabled.then(|| {
+            TwilioClient::new(
+                &config.twilio.api_base,
+                &config.twilio.account_sid,
+                config
+                    .twilio
+                    .auth_token
+                    .as_ref()
+                    .map(|t| t.expose())
+                    .unwrap_or_default(),
+                http_client.clone(),
+            )
+        });
+        let sender = match (&config.twilio.messaging_service_sid, &config.twilio.from) {
+            (Some(mg), _) => Some(Sender::MessagingService(mg.clone())),
+            (None, Some(from)) => Some(Sender::From(from.clone())),
+            (None, None) => None,
+        };
+        let metrics = Metrics::install();
+        let wake = Arc::new(Notify::new());
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        let metrics_listener = match config.server.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?,
+            ),
+            None => None,
+        };
+        let outbox = Outbox {
+            store: store.clone(),
+            twilio: twilio.clone(),
+            sender,
+            status_callback: Some(format!(
+                "{}/webhooks/twilio/status",
+                config.server.public_url.trim_end_matches('/')
+            )),
+            wake: wake.clone(),
+            metrics: metrics.clone(),
+            base_backoff: options.outbox_base_backoff,
+            max_backoff: options.outbox_max_backoff,
+        };
+        let state = AppState {
+            store: store.clone(),
+            config,
+            twilio,
+            outbox_wake: wake,
+            metrics,
+            started: Instant::now(),
+        };
+        Ok(Application {
+            store,
+            listener,
+            metrics_listener,
+            state,
+            outbox,
+            options,
+            first_admin_token,
+        })
+    }
+
+    /// The address the API listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.listen)
+    }
+
+    /// The metrics listener's address, if it has its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` resolves, then drains and returns.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let addr = self.local_addr();
+
+        tracker.spawn(self.outbox.clone().run(cancel.child_token()));
+
+        if let Some(ml) = self.metrics_listener {
+            let metrics_router = http::health::router().with_state(self.state.clone());
+            let token = cancel.child_token();
+            tracker.spawn(async move {
+                let served = axum::serve(ml, metrics_router)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
+
+        let router = http::router(self.state.clone());
+        let token = cancel.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                self.listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+        });
+        tracing::info!("listening on {addr}");
+
+        shutdown.await;
+        tracing::info!("shutting down: no new requests; finishing in-flight work");
+        cancel.cancel();
+        tracker.close();
+        let drained = tokio::time::timeout(self.options.drain_timeout, async {
+            let served = server.await;
+            tracker.wait().await;
+            served
+        })
+        .await;
+        match drained {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server error"),
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server task failed"),
+            Err(_) => tracing::warn!("in-flight work did not finish within the drain timeout"),
+        }
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// On an empty database, creates `admin@localhost` and returns its token.
+async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<String>> {
+    if store.count_staff().await? > 0 {
+        return Ok(None);
+    }
+    let admin = match store
+        .create_staff(FIRST_ADMIN_EMAIL, "Admin", Role::Admin)
+        .await
+    {
+        Ok(a) => a,
+        // Another instance created it first.
+        Err(crate::store::StoreError::Rule(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let token = store.create_token(admin.id).await?;
+    tracing::info!(
+        staff_id = admin.id,
+        "created the first admin ({FIRST_ADMIN_EMAIL})"
+    );
+    Ok(Some(token))
+}
+
+/// A database URL with any password masked, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((creds, host)) => match creds.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:****@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

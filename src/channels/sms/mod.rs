@@ -1,0 +1,3 @@
+//! The SMS channel. Twilio is the first (and so far only) provider.
+
+pub mod twilio;

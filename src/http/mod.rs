@@ -1,0 +1,82 @@
+//! The HTTP surface: admin API, Twilio webhooks, health and metrics.
+//!
+//! One module per resource, each exposing `router()` (realworld-axum-sqlx),
+//! merged here under one shared `AppState`. Handlers translate requests to
+//! store calls and nothing more: rules live in `domain/`, persistence in
+//! `store/`.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod issues;
+pub mod people;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::sync::Notify;
+
+use crate::channels::sms::twilio::TwilioClient;
+use crate::config::Config;
+use crate::store::Store;
+
+/// Largest JSON body the admin API accepts.
+const API_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    /// `None` while the SMS channel is off.
+    pub twilio: Option<TwilioClient>,
+    /// Pokes the outbox worker when a reply is queued.
+    pub outbox_wake: Arc<Notify>,
+    pub metrics: crate::metrics::Metrics,
+    pub started: Instant,
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(issues::router())
+        .merge(people::router())
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .merge(webhooks::router())
+        .merge(health::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found("route")
+}
+
+/// Records request latency by route and status for `/metrics`.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    state.metrics.http_request(
+        method.as_str(),
+        &route,
+        resp.status().as_u16(),
+        start.elapsed(),
+    );
+    resp
+}

@@ -1,0 +1,254 @@
+//! Twilio webhooks: inbound SMS and delivery status callbacks (SPEC §3.2).
+//!
+//! The order matters and is deliberate: size limit, signature, account,
+//! parameters, then one durable transaction, and only then `200`. A
+//! rejected request is counted and kept in the rejected log (never its
+//! body) so that a wrong `public_url` behind a proxy shows up at once in
+//! `/metrics` and `/api/rejected` instead of silently losing messages, the
+//! trap Chatwoot fell into. If the database fails we answer 500 and Twilio
+//! retries; dedupe on `MessageSid` makes the retry harmless.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::channels::sms::twilio::{self, EMPTY_TWIML, InboundSms, StatusCallback};
+use crate::domain::{Channel, Contact, DeliveryStatus, Phone};
+use crate::store::{Inbound, IngestOptions, IngestOutcome};
+
+/// SPEC §3.2: a webhook body over 64 KiB is refused with 413.
+pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/twilio/sms", post(sms))
+        .route("/webhooks/twilio/status", post(status))
+        .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
+}
+
+fn twiml() -> Response {
+    ([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response()
+}
+
+/// Checks the signature and account; on failure records the rejection and
+/// returns the response to send.
+async fn verify(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<(), Response> {
+    let cfg = &state.config.twilio;
+    let token = cfg
+        .auth_token
+        .as_ref()
+        .map(|t| t.expose())
+        .unwrap_or_default();
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(uri.path());
+    let url = format!(
+        "{}{}",
+        state.config.server.public_url.trim_end_matches('/'),
+        path
+    );
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    let reason = match signature {
+        None => Some("missing_signature"),
+        Some(sig) if !twilio::verify_signature(token, &url, params, sig) => Some("bad_signature"),
+        Some(_) => {
+            let account = params
+                .iter()
+                .find(|(k, _)| k == "AccountSid")
+                .map(|(_, v)| v.as_str());
+            (account != Some(cfg.account_sid.as_str())).then_some("wrong_account")
+        }
+    };
+    let Some(reason) = reason else { return Ok(()) };
+    let sid = params
+        .iter()
+        .find(|(k, _)| k == "MessageSid")
+        .map(|(_, v)| v.clone());
+    tracing::warn!(
+        path = uri.path(),
+        reason,
+        expected_url = %url,
+        message_sid = sid.as_deref().unwrap_or(""),
+        "rejected Twilio webhook; if every request fails, check server.public_url"
+    );
+    state.metrics.rejected("webhook", reason);
+    let detail = json!({ "path": uri.path(), "expected_url": url, "message_sid": sid });
+    if let Err(e) = state
+        .store
+        .record_rejected("webhook", reason, &detail)
+        .await
+    {
+        tracing::error!(error = %e, "could not record a rejected webhook");
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "webhook signature or account did not verify",
+    )
+    .into_response())
+}
+
+async fn sms(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if !state.config.twilio.enabled {
+        return ApiError::not_found("SMS channel").into_response();
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let err = ApiError::from(e);
+            if err.status == StatusCode::PAYLOAD_TOO_LARGE {
+                state.metrics.rejected("webhook", "too_large");
+                let _ = state
+                    .store
+                    .record_rejected("webhook", "too_large", &json!({ "path": uri.path() }))
+                    .await;
+            }
+            return err.into_response();
+        }
+    };
+    let params = twilio::parse_form(&body);
+    if let Err(resp) = verify(&state, &uri, &headers, &params).await {
+        return resp;
+    }
+    let inbound = match InboundSms::from_params(&params) {
+        Ok(m) => m,
+        Err(e) => {
+            state.metrics.rejected("webhook", "missing_parameter");
+            let _ = state
+                .store
+                .record_rejected(
+                    "webhook",
+                    "missing_parameter",
+                    &json!({ "path": uri.path(), "error": e.to_string() }),
+                )
+                .await;
+            return ApiError::bad_request("missing_parameter", e.to_string()).into_response();
+        }
+    };
+    let region = state.config.threading.default_region.as_ref();
+    let Some(phone) = Phone::parse_lenient(&inbound.from, region) else {
+        return ApiError::bad_request("invalid_parameter", "`From` is not a phone number")
+            .into_response();
+    };
+    let msg = Inbound {
+        channel: Channel::Sms,
+        external_id: inbound.message_sid.clone(),
+        sender: Contact::Phone(phone),
+        sender_name: None,
+        subject: None,
+        body: inbound.body.clone(),
+        html: None,
+        raw: None,
+        references: Vec::new(),
+        is_automated: false,
+        received_at: crate::store::now(),
+    };
+    let opts = IngestOptions {
+        reopen_window: state.config.threading.reopen_window.0,
+        ack_words: state.config.threading.ack_words.clone(),
+        auto_resolve_acks: state.config.threading.auto_resolve_acks,
+    };
+    match state.store.ingest(&msg, &opts).await {
+        Ok(outcome) => {
+            match &outcome {
+                IngestOutcome::Stored {
+                    message_id,
+                    issue_id,
+                    rule,
+                    ..
+                } => {
+                    state.metrics.ingested("sms", rule.as_str());
+                    tracing::info!(message_sid = %inbound.message_sid, issue_id, message_id, rule = rule.as_str(), "sms ingested");
+                }
+                IngestOutcome::Duplicate { issue_id, .. } => {
+                    state.metrics.ingested("sms", "duplicate");
+                    tracing::info!(message_sid = %inbound.message_sid, issue_id, "duplicate sms acknowledged");
+                }
+                _ => {}
+            }
+            if !inbound.media.is_empty() {
+                tracing::warn!(
+                    message_sid = %inbound.message_sid,
+                    count = inbound.media.len(),
+                    "MMS media is not stored yet (attachments are not built); the text was stored"
+                );
+            }
+            twiml()
+        }
+        Err(e) => {
+            tracing::error!(message_sid = %inbound.message_sid, error = %e, "could not store an inbound sms; Twilio will retry");
+            ApiError::internal().into_response()
+        }
+    }
+}
+
+async fn status(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if !state.config.twilio.enabled {
+        return ApiError::not_found("SMS channel").into_response();
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let params = twilio::parse_form(&body);
+    if let Err(resp) = verify(&state, &uri, &headers, &params).await {
+        return resp;
+    }
+    let cb = match StatusCallback::from_params(&params) {
+        Ok(cb) => cb,
+        Err(e) => return ApiError::bad_request("missing_parameter", e.to_string()).into_response(),
+    };
+    let Some(status) = twilio::map_status(&cb.status).and_then(DeliveryStatus::parse) else {
+        tracing::debug!(message_sid = %cb.message_sid, status = %cb.status, "ignoring unknown delivery status");
+        return twiml();
+    };
+    let error = match (&cb.error_code, status) {
+        (Some(code), _) => Some((code.clone(), twilio::error_text(code).to_string())),
+        (None, DeliveryStatus::Failed) => Some((
+            "unknown".to_string(),
+            "the provider reported a failure without a code".to_string(),
+        )),
+        _ => None,
+    };
+    let error_ref = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
+    match state
+        .store
+        .delivery_report(Channel::Sms, &cb.message_sid, status, error_ref)
+        .await
+    {
+        Ok(found) => {
+            if !found {
+                tracing::debug!(message_sid = %cb.message_sid, "status callback for an unknown message");
+            }
+            twiml()
+        }
+        Err(e) => {
+            tracing::error!(message_sid = %cb.message_sid, error = %e, "could not store a delivery status");
+            ApiError::internal().into_response()
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Prometheus metrics, rendered on our own route.
+//!
+//! The `metrics` facade has one global recorder per process; tests start
+//! many apps in one process, so I install it once and hand every app the
+//! same handle. Names follow Prometheus conventions (`_total`, `_seconds`).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// A handle to the process's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: Option<PrometheusHandle>,
+}
+
+impl Metrics {
+    /// Installs the recorder the first time; later calls share it.
+    pub fn install() -> Metrics {
+        let handle = HANDLE
+            .get_or_init(|| {
+                PrometheusBuilder::new()
+                    .set_buckets(&[
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ])
+                    .ok()
+                    .and_then(|b| b.install_recorder().ok())
+            })
+            .clone();
+        Metrics { handle }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        self.handle.as_ref().map(|h| h.render()).unwrap_or_default()
+    }
+
+    pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        metrics::histogram!(
+            "switchboard_http_request_duration_seconds",
+            "method" => method.to_string(),
+            "route" => route.to_string(),
+            "status" => status.to_string()
+        )
+        .record(elapsed.as_secs_f64());
+    }
+
+    pub fn ingested(&self, channel: &str, rule: &str) {
+        metrics::counter!("switchboard_ingest_total", "channel" => channel.to_string(), "rule" => rule.to_string())
+            .increment(1);
+    }
+
+    pub fn rejected(&self, kind: &str, reason: &str) {
+        metrics::counter!("switchboard_rejected_total", "kind" => kind.to_string(), "reason" => reason.to_string())
+            .increment(1);
+    }
+
+    pub fn outbox_result(&self, kind: &str, result: &str) {
+        metrics::counter!("switchboard_outbox_attempts_total", "kind" => kind.to_string(), "result" => result.to_string())
+            .increment(1);
+    }
+
+    pub fn outbox_depth(&self, depth: i64) {
+        metrics::gauge!("switchboard_outbox_depth").set(depth as f64);
+    }
+}

@@ -1,0 +1,172 @@
+//! The durable outbox worker: claim, send, retry with backoff, give up.
+//!
+//! A reply is written to the `outbox` table in the same transaction as the
+//! message, so it cannot be lost between the API call and the send. This
+//! worker claims due items under a lease (an item whose worker died is
+//! picked up again when the lease expires; on PostgreSQL several instances
+//! claim with `SKIP LOCKED` and never take the same item), sends them, and
+//! records the outcome. Temporary failures (429, 5xx, network) are retried
+//! with exponential backoff and jitter, honouring `Retry-After`, up to
+//! `MAX_ATTEMPTS`; permanent ones (Twilio 21211, 21610, …) fail at once and
+//! show on the reply as `delivery.error`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::sms::twilio::{self, SendError, Sender, TwilioClient};
+use crate::domain::{Channel, DeliveryStatus};
+use crate::store::{OutboxJob, Store};
+
+/// Attempts before a temporary failure becomes final.
+pub const MAX_ATTEMPTS: i64 = 10;
+/// How long a claimed item is reserved for its worker.
+const LEASE: Duration = Duration::from_secs(120);
+/// How often the worker looks for due items without being woken.
+const POLL: Duration = Duration::from_secs(1);
+
+/// What the worker needs.
+#[derive(Clone)]
+pub struct Outbox {
+    pub store: Store,
+    pub twilio: Option<TwilioClient>,
+    pub sender: Option<Sender>,
+    /// `{public_url}/webhooks/twilio/status`.
+    pub status_callback: Option<String>,
+    pub wake: Arc<Notify>,
+    pub metrics: crate::metrics::Metrics,
+    /// First retry delay; doubles per attempt up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// The delay before attempt `attempts + 1`: exponential, capped, with up to
+/// 25 % random jitter so a burst of failures does not retry in lockstep.
+pub fn backoff(base: Duration, max: Duration, attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
+    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
+    let jitter = raw.mul_f64(rand::random::<f64>() * 0.25);
+    raw + jitter
+}
+
+impl Outbox {
+    /// Runs until `shutdown`; an item in flight is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!("outbox worker started");
+        loop {
+            loop {
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                match self.store.claim_outbox(LEASE).await {
+                    Ok(Some(job)) => self.process(job).await,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox: could not claim work");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        tracing::info!("outbox worker stopped");
+    }
+
+    #[tracing::instrument(skip(self, job), fields(outbox_id = job.id, message_id = job.message_id, issue_id = job.issue_id, attempt = job.attempts))]
+    async fn process(&self, job: OutboxJob) {
+        let result = match job.channel {
+            Channel::Sms => self.send_sms(&job).await,
+            Channel::Email => Err(SendError::Permanent {
+                code: "channel_unavailable".into(),
+                message: "email sending is not built yet".into(),
+            }),
+        };
+        let outcome = match result {
+            Ok((sid, status)) => {
+                self.metrics.outbox_result(&job.kind, "sent");
+                tracing::info!(provider_id = %sid, "reply handed to the provider");
+                self.store.outbox_sent(&job, Some(&sid), status).await
+            }
+            Err(SendError::Permanent { code, message }) => {
+                self.metrics.outbox_result(&job.kind, "failed");
+                tracing::warn!(%code, %message, "reply failed permanently");
+                self.store.outbox_failed(&job, &code, &message).await
+            }
+            Err(SendError::Retryable {
+                code,
+                message,
+                retry_after,
+            }) => {
+                if job.attempts >= MAX_ATTEMPTS {
+                    self.metrics.outbox_result(&job.kind, "failed");
+                    tracing::warn!(?code, %message, "reply failed: retries exhausted");
+                    let code = code.unwrap_or_else(|| "retries_exhausted".into());
+                    self.store
+                        .outbox_failed(
+                            &job,
+                            &code,
+                            &format!("gave up after {} attempts: {message}", job.attempts),
+                        )
+                        .await
+                } else {
+                    self.metrics.outbox_result(&job.kind, "retry");
+                    let delay = retry_after
+                        .map(|d| d.min(self.max_backoff))
+                        .unwrap_or_else(|| {
+                            backoff(self.base_backoff, self.max_backoff, job.attempts)
+                        });
+                    tracing::info!(?code, %message, retry_in_ms = delay.as_millis() as u64, "reply will be retried");
+                    let next = crate::store::now()
+                        + chrono::Duration::from_std(delay)
+                            .unwrap_or(chrono::Duration::seconds(60));
+                    self.store.outbox_retry(&job, next, &message).await
+                }
+            }
+        };
+        if let Err(e) = outcome {
+            // The lease expires and the item is tried again.
+            tracing::error!(error = %e, "outbox: could not record the outcome");
+        }
+    }
+
+    async fn send_sms(&self, job: &OutboxJob) -> Result<(String, DeliveryStatus), SendError> {
+        let (Some(client), Some(sender)) = (&self.twilio, &self.sender) else {
+            return Err(SendError::Permanent {
+                code: "channel_unavailable".into(),
+                message: "the SMS channel is not configured".into(),
+            });
+        };
+        let sent = client
+            .send(&job.to, sender, &job.body, self.status_callback.as_deref())
+            .await?;
+        // Twilio answers `queued` or `accepted`: the message is in its hands.
+        let status = twilio::map_status(&sent.status)
+            .and_then(DeliveryStatus::parse)
+            .filter(|s| DeliveryStatus::Sending.may_become(*s))
+            .unwrap_or(DeliveryStatus::Sending);
+        Ok((sent.sid, status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        let first = backoff(base, max, 1);
+        assert!(first >= base && first <= base.mul_f64(1.25));
+        let third = backoff(base, max, 3);
+        assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(5));
+        let late = backoff(base, max, 25);
+        assert!(late >= max && late <= max.mul_f64(1.25));
+    }
+}

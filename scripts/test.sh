@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, property, store conformance (SQLite and
+# PostgreSQL) and end-to-end tests. Installs and starts what the tests need
+# when it is missing, so it works on a fresh machine (run as root there).
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh store_     # only tests whose name matches
+#
+# PostgreSQL: the tests use postgres://postgres@127.0.0.1:5432/test (trust
+# auth) unless SWITCHBOARD_TEST_PG_URL says otherwise. They fail, never
+# skip, when it is unreachable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        log "need root to run: $*"; return 1; fi
+}
+
+apt_updated=0
+apt_install() {
+    if [ $apt_updated = 0 ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_postgres() {
+    if [ -n "${SWITCHBOARD_TEST_PG_URL:-}" ]; then
+        return 0
+    fi
+    if ! command -v pg_isready >/dev/null; then
+        log "installing postgresql-client"
+        apt_install postgresql-client
+    fi
+    if pg_isready -q -h 127.0.0.1 -p 5432; then
+        return 0
+    fi
+    log "PostgreSQL is not answering on 127.0.0.1:5432; trying to start it"
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        log "installing postgresql"
+        apt_install postgresql
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 1
+    done
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        log "PostgreSQL did not come up; the PostgreSQL tests will fail"
+        return 0
+    fi
+    # A fresh cluster: trust auth for local TCP and a `test` database.
+    if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
+        as_root su postgres -c "psql -qc 'CREATE DATABASE test'" >/dev/null 2>&1 || true
+    fi
+}
+
+ensure_postgres
+
+log "cargo test"
+cargo test --all-targets --locked -- "$@"

@@ -284,9 +284,11 @@ impl Store {
 
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: i64 = read!(self, |c, _q| sqlx::query_scalar("SELECT 1")
-            .fetch_one(&mut *c)
-            .await?);
+        // Executed, not decoded: `SELECT 1` is an INT4 on PostgreSQL and an
+        // INTEGER (i64) on SQLite, so no one Rust type reads both.
+        read!(self, |c, _q| {
+            sqlx::query("SELECT 1").execute(&mut *c).await?;
+        });
         Ok(())
     }
 
@@ -339,7 +341,11 @@ impl Store {
         role: Option<Role>,
         name: Option<&str>,
     ) -> Result<Staff, StoreError> {
+        let may_remove_admin = active == Some(false) || role == Some(Role::Agent);
         write_tx!(self, |c, q| {
+            if may_remove_admin {
+                q::lock_active_admins(c).await?;
+            }
             let updated = q::update_staff(c, id, active, role, name)
                 .await?
                 .ok_or(StoreError::NotFound("staff member"))?;

@@ -125,6 +125,21 @@ pub async fn count_active_admins(c: &mut Conn) -> Result<i64, StoreError> {
     )
 }
 
+/// Locks the active admins' rows (PostgreSQL; SQLite's write transaction
+/// already holds the database). Two admins stepping down at once would
+/// otherwise each count the other as still active and both commit,
+/// leaving no admin: with the rows locked, the second waits for the first
+/// and its count sees the first one's change.
+pub async fn lock_active_admins(c: &mut Conn) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "SELECT id FROM staff WHERE role = 'admin' AND active ORDER BY id",
+        for_update!()
+    ))
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(())
+}
+
 pub async fn insert_token(
     c: &mut Conn,
     staff_id: i64,

@@ -1,0 +1,5 @@
+//! The one integration test binary (zero2prod's layout): each module is
+//! one area of the contract, sharing the harness in `helpers`.
+
+mod helpers;
+mod store_story;

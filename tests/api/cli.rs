@@ -10,10 +10,14 @@ use switchboard::channels::sms::twilio;
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 fn cmd(dir: &std::path::Path) -> Command {
+    switchboard::app::install_crypto_provider();
     let mut c = Command::new(BIN);
     c.current_dir(dir)
         .env_remove("RUST_LOG")
-        .env("SWITCHBOARD__DATABASE__URL", format!("sqlite://{}", dir.join("sb.db").display()))
+        .env(
+            "SWITCHBOARD__DATABASE__URL",
+            format!("sqlite://{}", dir.join("sb.db").display()),
+        )
         .env("SWITCHBOARD__SERVER__LISTEN", "127.0.0.1:0");
     c
 }
@@ -22,17 +26,41 @@ fn cmd(dir: &std::path::Path) -> Command {
 fn staff_add_and_token_create_print_only_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let out = cmd(dir.path())
-        .args(["staff", "add", "--email", "Jane@Example.com", "--name", "Jane Doe", "--role", "agent"])
+        .args([
+            "staff",
+            "add",
+            "--email",
+            "Jane@Example.com",
+            "--name",
+            "Jane Doe",
+            "--role",
+            "agent",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "stdout must hold the token alone: {stdout:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "stdout must hold the token alone: {stdout:?}"
+    );
     assert!(lines[0].starts_with("sb_") && lines[0].len() > 40);
 
-    let out = cmd(dir.path()).args(["token", "create", "--staff", "jane@example.com"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd(dir.path())
+        .args(["token", "create", "--staff", "jane@example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap();
     assert_eq!(token.lines().count(), 1);
     assert_ne!(token.trim(), lines[0]);
@@ -42,12 +70,22 @@ fn staff_add_and_token_create_print_only_the_token() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("jane@example.com"));
 
-    let out = cmd(dir.path()).args(["token", "create", "--staff", "nobody@example.com"]).output().unwrap();
+    let out = cmd(dir.path())
+        .args(["token", "create", "--staff", "nobody@example.com"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
 
     let dup = cmd(dir.path())
-        .args(["staff", "add", "--email", "jane@example.com", "--name", "Again"])
+        .args([
+            "staff",
+            "add",
+            "--email",
+            "jane@example.com",
+            "--name",
+            "Again",
+        ])
         .output()
         .unwrap();
     assert!(!dup.status.success());
@@ -57,24 +95,44 @@ fn staff_add_and_token_create_print_only_the_token() {
 fn check_config_names_the_bad_key_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sb.toml");
-    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:8080\"\nlissen = \"x\"\n").unwrap();
-    let out = Command::new(BIN).args(["--config", file.to_str().unwrap(), "check-config"]).output().unwrap();
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:8080\"\nlissen = \"x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.lissen"));
 
     std::fs::write(&file, "[escalation]\nschedule = \"every tuesday\"\n").unwrap();
-    let out = Command::new(BIN).args(["--config", file.to_str().unwrap(), "check-config"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("escalation.schedule"));
 
     std::fs::write(&file, "[twilio]\naccount_sid = \"AC1\"\nauth_token_file = \"/nonexistent/token\"\nfrom = \"+15550100\"\n").unwrap();
-    let out = Command::new(BIN).args(["--config", file.to_str().unwrap(), "check-config"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("twilio.auth_token"));
 
     std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:8080\"\n").unwrap();
-    let out = Command::new(BIN).args(["--config", file.to_str().unwrap(), "check-config"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(BIN)
         .args(["--config", file.to_str().unwrap(), "check-config"])
         .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", "many")
@@ -92,13 +150,20 @@ struct Served {
     stdout: std::sync::mpsc::Receiver<String>,
 }
 
+// The child is waited on by `terminate`, `kill` or `Drop for Served`; only
+// a failed start (which fails the test) leaves it to the OS.
+#[allow(clippy::zombie_processes)]
 fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Served {
     let mut c = cmd(dir);
     c.env("SWITCHBOARD__LOGGING__FORMAT", "json");
     for (k, v) in extra_env {
         c.env(k, v);
     }
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -111,22 +176,46 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Served {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut token = None;
     loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("serve to start");
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("serve to start");
         if let Some(t) = line.strip_prefix("admin token: ") {
             token = Some(t.to_string());
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
         let msg = v["fields"]["message"].as_str().unwrap_or("");
         if let Some(addr) = msg.strip_prefix("listening on ") {
-            return Served { child, addr: addr.to_string(), token, stdout: rx };
+            return Served {
+                child,
+                addr: addr.to_string(),
+                token,
+                stdout: rx,
+            };
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // A failing test must not leave a daemon running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
 
 fn terminate(mut s: Served) -> std::process::ExitStatus {
     let pid = s.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = s.child.try_wait().unwrap() {
@@ -134,7 +223,10 @@ fn terminate(mut s: Served) -> std::process::ExitStatus {
             while s.stdout.try_recv().is_ok() {}
             return status;
         }
-        assert!(Instant::now() < deadline, "serve did not stop within 20 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop within 20 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -143,7 +235,10 @@ fn terminate(mut s: Served) -> std::process::ExitStatus {
 fn first_start_prints_the_admin_token_once_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let first = serve(dir.path(), &[]);
-    let token = first.token.clone().expect("`admin token: …` on the first start");
+    let token = first
+        .token
+        .clone()
+        .expect("`admin token: …` on the first start");
     assert!(token.starts_with("sb_"));
     let me = reqwest::blocking::Client::new()
         .get(format!("http://{}/api/me", first.addr))
@@ -166,7 +261,10 @@ fn a_message_acknowledged_before_kill_9_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("SWITCHBOARD__TWILIO__ENABLED", "true"),
-        ("SWITCHBOARD__TWILIO__ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+        (
+            "SWITCHBOARD__TWILIO__ACCOUNT_SID",
+            "AC0123456789abcdef0123456789abcdef",
+        ),
         ("SWITCHBOARD__TWILIO__AUTH_TOKEN", "kill9-token"),
         ("SWITCHBOARD__TWILIO__FROM", "+15550100"),
         ("SWITCHBOARD__SERVER__PUBLIC_URL", "https://sb.example.test"),
@@ -182,8 +280,14 @@ fn a_message_acknowledged_before_kill_9_is_kept() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let sig = twilio::compute_signature("kill9-token", "https://sb.example.test/webhooks/twilio/sms", &params);
-    let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter()).finish();
+    let sig = twilio::compute_signature(
+        "kill9-token",
+        "https://sb.example.test/webhooks/twilio/sms",
+        &params,
+    );
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter())
+        .finish();
     let r = reqwest::blocking::Client::new()
         .post(format!("http://{}/webhooks/twilio/sms", s.addr))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -203,6 +307,9 @@ fn a_message_acknowledged_before_kill_9_is_kept() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(list["issues"][0]["last_message_preview"], "Please don't lose me");
+    assert_eq!(
+        list["issues"][0]["last_message_preview"],
+        "Please don't lose me"
+    );
     assert!(terminate(again).success());
 }

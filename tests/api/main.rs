@@ -1,5 +1,8 @@
 //! The one integration test binary (zero2prod's layout): each module is
 //! one area of the contract, sharing the harness in `helpers`.
 
+mod cli;
 mod helpers;
+mod sms;
+mod spawn;
 mod store_story;

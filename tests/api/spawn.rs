@@ -70,8 +70,13 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         outbox_max_backoff: Duration::from_secs(2),
         drain_timeout: Duration::from_secs(10),
     };
-    let app = Application::build(config, options).await.expect("build the app");
-    let admin_token = app.first_admin_token.clone().expect("a first admin on an empty database");
+    let app = Application::build(config, options)
+        .await
+        .expect("build the app");
+    let admin_token = app
+        .first_admin_token
+        .clone()
+        .expect("a first admin on an empty database");
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run(async move {
@@ -90,7 +95,13 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
 }
 
 impl TestApp {
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -103,7 +114,12 @@ impl TestApp {
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, body, text, headers }
+        Resp {
+            status,
+            body,
+            text,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
@@ -111,28 +127,46 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.request(Method::POST, path, Some(token), Some(body)).await
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     /// Creates a staff member through the API; returns (id, token).
     pub async fn add_staff(&self, name: &str, role: &str) -> (i64, String) {
         let email = format!("{}@example.test", name.to_lowercase().replace(' ', "."));
         let r = self
-            .post("/api/staff", &self.admin_token.clone(), json!({ "email": email, "name": name, "role": role }))
+            .post(
+                "/api/staff",
+                &self.admin_token.clone(),
+                json!({ "email": email, "name": name, "role": role }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "create staff: {}", r.text);
-        (r.body["staff"]["id"].as_i64().expect("id"), r.body["token"].as_str().expect("token").to_string())
+        (
+            r.body["staff"]["id"].as_i64().expect("id"),
+            r.body["token"].as_str().expect("token").to_string(),
+        )
     }
 
     /// Posts a form to a webhook path, signed as Twilio would sign it.
     pub async fn signed_webhook(&self, path: &str, params: &[(&str, &str)]) -> Resp {
-        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let sig = twilio::compute_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), &owned);
         self.webhook_with_signature(path, params, Some(&sig)).await
     }
 
-    pub async fn webhook_with_signature(&self, path: &str, params: &[(&str, &str)], sig: Option<&str>) -> Resp {
-        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter()).finish();
+    pub async fn webhook_with_signature(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        sig: Option<&str>,
+    ) -> Resp {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
         let mut req = self
             .http
             .post(format!("{}{}", self.base, path))
@@ -146,7 +180,12 @@ impl TestApp {
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, body, text, headers }
+        Resp {
+            status,
+            body,
+            text,
+            headers,
+        }
     }
 
     /// An inbound SMS, signed.
@@ -172,7 +211,12 @@ impl TestApp {
     pub async fn sms_issue(&self, sid: &str, from: &str, body: &str) -> i64 {
         let r = self.sms(sid, from, body).await;
         assert_eq!(r.status, StatusCode::OK, "webhook: {}", r.text);
-        let list = self.get("/api/issues?status=open&limit=100", &self.admin_token.clone()).await;
+        let list = self
+            .get(
+                "/api/issues?status=open&limit=100",
+                &self.admin_token.clone(),
+            )
+            .await;
         let phone = switchboard::domain::Phone::parse(from, "US").expect("test phone");
         list.body["issues"]
             .as_array()
@@ -208,8 +252,12 @@ impl TestApp {
         }
         if let Some(h) = self.handle.take() {
             let res = tokio::time::timeout(Duration::from_secs(15), h).await;
-            assert!(matches!(res, Ok(Ok(Ok(())))), "app did not shut down cleanly: {res:?}");
+            assert!(
+                matches!(res, Ok(Ok(Ok(())))),
+                "app did not shut down cleanly: {res:?}"
+            );
         }
-        self.db.store.close().await;
+        let TestApp { db, .. } = self;
+        db.cleanup().await;
     }
 }

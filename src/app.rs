@@ -115,6 +115,10 @@ impl Application {
             (None, None) => None,
         };
         let metrics = Metrics::install();
+        let health = crate::channels::health::ChannelHealth::default();
+        if twilio.is_some() {
+            health.register("twilio");
+        }
         let wake = Arc::new(Notify::new());
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -137,6 +141,7 @@ impl Application {
             )),
             wake: wake.clone(),
             metrics: metrics.clone(),
+            health: health.clone(),
             base_backoff: options.outbox_base_backoff,
             max_backoff: options.outbox_max_backoff,
         };
@@ -146,6 +151,7 @@ impl Application {
             twilio,
             outbox_wake: wake,
             metrics,
+            health,
             started: Instant::now(),
         };
         Ok(Application {

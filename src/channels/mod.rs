@@ -2,4 +2,5 @@
 //! `sms` (Twilio webhooks in, Messages API out). Email (IMAP in, SMTP out)
 //! is the next capability to land here.
 
+pub mod health;
 pub mod sms;

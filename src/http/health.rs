@@ -64,8 +64,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             false
         }
     };
-    if state.config.twilio.enabled {
-        checks.insert("twilio".into(), json!({ "ok": true }));
+    for (name, channel) in state.health.snapshot() {
+        checks.insert(name, json!(channel));
     }
     let status = if db_ok {
         StatusCode::OK

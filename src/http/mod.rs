@@ -38,6 +38,8 @@ pub struct AppState {
     /// Pokes the outbox worker when a reply is queued.
     pub outbox_wake: Arc<Notify>,
     pub metrics: crate::metrics::Metrics,
+    /// Channel states shown by `/readyz`.
+    pub health: crate::channels::health::ChannelHealth,
     pub started: Instant,
 }
 

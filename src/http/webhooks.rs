@@ -169,6 +169,7 @@ async fn sms(
     };
     match state.store.ingest(&msg, &opts).await {
         Ok(outcome) => {
+            state.health.success("twilio");
             match &outcome {
                 IngestOutcome::Stored {
                     message_id,

@@ -37,6 +37,7 @@ pub struct Outbox {
     pub status_callback: Option<String>,
     pub wake: Arc<Notify>,
     pub metrics: crate::metrics::Metrics,
+    pub health: crate::channels::health::ChannelHealth,
     /// First retry delay; doubles per attempt up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
@@ -142,9 +143,29 @@ impl Outbox {
                 message: "the SMS channel is not configured".into(),
             });
         };
-        let sent = client
+        let sent = match client
             .send(&job.to, sender, &job.body, self.status_callback.as_deref())
-            .await?;
+            .await
+        {
+            Ok(sent) => {
+                self.health.success("twilio");
+                sent
+            }
+            Err(e) => {
+                // Per-recipient refusals (21211, 21610, …) say nothing about
+                // the channel; being unreachable or unauthorised does.
+                match &e {
+                    SendError::Retryable { message, .. } => self.health.failure("twilio", message),
+                    SendError::Permanent { code, message }
+                        if matches!(code.as_str(), "20003" | "401" | "403" | "20404") =>
+                    {
+                        self.health.failure("twilio", &format!("{code}: {message}"))
+                    }
+                    SendError::Permanent { .. } => {}
+                }
+                return Err(e);
+            }
+        };
         // Twilio answers `queued` or `accepted`: the message is in its hands.
         let status = twilio::map_status(&sent.status)
             .and_then(DeliveryStatus::parse)

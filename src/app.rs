@@ -153,6 +153,8 @@ impl Application {
             metrics,
             health,
             started: Instant::now(),
+            hub: crate::notify::stream::Hub::new(),
+            shutdown: CancellationToken::new(),
         };
         Ok(Application {
             store,
@@ -184,11 +186,17 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let cancel = CancellationToken::new();
+        let cancel = self.state.shutdown.clone();
         let tracker = TaskTracker::new();
         let addr = self.local_addr();
 
         tracker.spawn(self.outbox.clone().run(cancel.child_token()));
+        tracker.spawn(
+            self.state
+                .hub
+                .clone()
+                .run(self.store.clone(), cancel.child_token()),
+        );
 
         if let Some(ml) = self.metrics_listener {
             let metrics_router = http::health::router().with_state(self.state.clone());

@@ -8,6 +8,7 @@
 //! function here, and persists the answer in the same transaction.
 
 pub mod contact;
+pub mod notify;
 pub mod state;
 pub mod text;
 pub mod threading;

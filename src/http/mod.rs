@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod issues;
+pub mod notifications;
 pub mod people;
 pub mod webhooks;
 
@@ -41,6 +42,10 @@ pub struct AppState {
     /// Channel states shown by `/readyz`.
     pub health: crate::channels::health::ChannelHealth,
     pub started: Instant,
+    /// Live events for `GET /api/stream`.
+    pub hub: crate::notify::stream::Hub,
+    /// Cancelled at shutdown; long-lived responses (SSE) end on it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The whole router.
@@ -48,6 +53,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(issues::router())
         .merge(people::router())
+        .merge(notifications::router())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .merge(webhooks::router())
         .merge(health::router())

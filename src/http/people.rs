@@ -24,8 +24,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/rejected", get(rejected))
 }
 
-async fn me(Caller(me): Caller) -> Json<Value> {
-    Json(json!(me))
+/// The caller, with the badges a UI shows: unread notifications and open
+/// issues with unread messages.
+async fn me(State(state): State<AppState>, Caller(me): Caller) -> ApiResult<Json<Value>> {
+    let (notifications, issues) = state.store.badges(me.id).await?;
+    let mut v = json!(me);
+    v["unread_notifications"] = json!(notifications);
+    v["unread_issues"] = json!(issues);
+    Ok(Json(v))
 }
 
 async fn list_staff(State(state): State<AppState>, Admin(_): Admin) -> ApiResult<Json<Value>> {

@@ -267,3 +267,27 @@ pub struct NewIssue {
     pub subject: Option<String>,
     pub body: String,
 }
+
+/// An in-app notification.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NotificationView {
+    pub id: i64,
+    pub kind: String,
+    pub issue_id: Option<i64>,
+    pub message_id: Option<i64>,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// One row of the live event log behind `GET /api/stream`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StreamRow {
+    pub id: i64,
+    /// `issue`, `message` or `notification`.
+    pub kind: String,
+    /// Only this staff member may see it (notifications); `None`: everyone.
+    pub staff_id: Option<i64>,
+    pub issue_id: Option<i64>,
+    pub ref_id: Option<i64>,
+}

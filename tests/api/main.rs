@@ -3,6 +3,7 @@
 
 mod cli;
 mod helpers;
+mod notifications;
 mod sms;
 mod spawn;
 mod store_story;

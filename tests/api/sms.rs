@@ -524,7 +524,9 @@ async fn fifty_concurrent_first_messages_make_one_issue(b: Backend) {
 async fn readyz_shows_a_failing_twilio_but_stays_ready(b: Backend) {
     let app = spawn_app(b).await;
     let issue = app.sms_issue("SM0600", ALICE, "Anyone?").await;
-    let ready = app.request(reqwest::Method::GET, "/readyz", None, None).await;
+    let ready = app
+        .request(reqwest::Method::GET, "/readyz", None, None)
+        .await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["ready"], true);
     assert_eq!(ready.body["checks"]["database"]["ok"], true);
@@ -535,15 +537,34 @@ async fn readyz_shows_a_failing_twilio_but_stays_ready(b: Backend) {
         .respond_with(ResponseTemplate::new(503))
         .mount(&app.twilio)
         .await;
-    let r = app.post(&format!("/api/issues/{issue}/replies"), &app.admin_token, json!({"body": "Yes"})).await;
+    let r = app
+        .post(
+            &format!("/api/issues/{issue}/replies"),
+            &app.admin_token,
+            json!({"body": "Yes"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     app.eventually(10, "/readyz to show Twilio failing", || async {
-        let r = app.request(reqwest::Method::GET, "/readyz", None, None).await;
-        r.status == StatusCode::OK && r.body["ready"] == true && r.body["checks"]["twilio"]["ok"] == false
+        let r = app
+            .request(reqwest::Method::GET, "/readyz", None, None)
+            .await;
+        r.status == StatusCode::OK
+            && r.body["ready"] == true
+            && r.body["checks"]["twilio"]["ok"] == false
     })
     .await;
-    let r = app.request(reqwest::Method::GET, "/readyz", None, None).await;
-    assert!(r.body["checks"]["twilio"]["error"].as_str().unwrap().contains("503"), "{}", r.text);
+    let r = app
+        .request(reqwest::Method::GET, "/readyz", None, None)
+        .await;
+    assert!(
+        r.body["checks"]["twilio"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{}",
+        r.text
+    );
     app.stop().await;
 }
 

@@ -2,6 +2,21 @@
 //! one area of the contract, sharing the harness in `helpers`.
 
 mod cli;
+/// Runs each listed `async fn name(Backend)` as two tests,
+/// `sqlite::name` and `postgres::name`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(crate::helpers::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+
 mod helpers;
 mod notifications;
 mod sms;

@@ -405,19 +405,6 @@ async fn live_stream_and_replay(b: Backend) {
     app.stop().await;
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(crate::helpers::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(crate::helpers::Backend::Postgres).await })*
-        }
-    };
-}
-
 both_backends!(
     routing_follows_spec_5,
     preferences_and_reading,

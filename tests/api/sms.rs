@@ -568,19 +568,6 @@ async fn readyz_shows_a_failing_twilio_but_stays_ready(b: Backend) {
     app.stop().await;
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(crate::helpers::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(crate::helpers::Backend::Postgres).await })*
-        }
-    };
-}
-
 both_backends!(
     inbound_is_acknowledged_with_twiml_and_threaded,
     bad_signatures_are_refused_counted_and_logged,

@@ -197,6 +197,14 @@ impl Application {
                 .clone()
                 .run(self.store.clone(), cancel.child_token()),
         );
+        crate::schedule::Scheduler {
+            store: self.store.clone(),
+            jobs: crate::schedule::jobs(&self.state.config),
+            instance: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            health: self.state.health.clone(),
+            metrics: self.state.metrics.clone(),
+        }
+        .spawn(&tracker, cancel.child_token());
 
         if let Some(ml) = self.metrics_listener {
             let metrics_router = http::health::router().with_state(self.state.clone());

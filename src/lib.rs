@@ -12,5 +12,6 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod schedule;
 pub mod store;
 pub mod token;

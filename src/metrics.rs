@@ -63,6 +63,11 @@ impl Metrics {
             .increment(1);
     }
 
+    pub fn job_run(&self, job: &str, result: &str) {
+        metrics::counter!("switchboard_job_runs_total", "job" => job.to_string(), "result" => result.to_string())
+            .increment(1);
+    }
+
     pub fn outbox_depth(&self, depth: i64) {
         metrics::gauge!("switchboard_outbox_depth").set(depth as f64);
     }

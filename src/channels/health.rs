@@ -17,6 +17,9 @@ pub struct ChannelState {
     pub error: Option<String>,
     pub last_success: Option<DateTime<Utc>>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// For scheduled jobs: when the next run is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<DateTime<Utc>>,
 }
 
 /// Shared, cheap to clone.
@@ -51,6 +54,17 @@ impl ChannelHealth {
             s.ok = false;
             s.error = Some(error.to_string());
             s.last_error_at = Some(Utc::now());
+        }
+    }
+
+    pub fn set_next_run(&self, name: &str, at: DateTime<Utc>) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.entry(name.to_string())
+                .or_insert(ChannelState {
+                    ok: true,
+                    ..Default::default()
+                })
+                .next_run = Some(at);
         }
     }
 

@@ -770,4 +770,75 @@ impl Store {
     pub async fn purge_stream(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         write_tx!(self, |c, q| q::purge_stream(c, before).await)
     }
+
+    // ------------------------------------------------------------ jobs
+
+    /// Claims the run of job `name` scheduled at `tick` (once per tick
+    /// across every instance).
+    pub async fn claim_job(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+        instance: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = now();
+        let until =
+            now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(10));
+        write_tx!(self, |c, q| q::claim_job(
+            c, name, tick, instance, now, until
+        )
+        .await)
+    }
+
+    pub async fn finish_job(&self, name: &str, error: Option<&str>) -> Result<(), StoreError> {
+        let now = now();
+        write_tx!(self, |c, q| q::finish_job(c, name, error, now).await)
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<JobState>, StoreError> {
+        read!(self, |c, q| q::jobs(c).await)
+    }
+
+    /// Escalates issues unassigned since before `cutoff`; returns how many.
+    pub async fn escalate_due(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: &str,
+    ) -> Result<usize, StoreError> {
+        let due = read!(self, |c, q| q::escalation_due(c, cutoff).await)?;
+        let mut n = 0;
+        for id in due {
+            let now = now();
+            if write_tx!(self, |c, q| q::escalate(c, id, after, now).await)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Closes issues idle since before `cutoff`; returns how many.
+    pub async fn auto_close_idle(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: &str,
+    ) -> Result<usize, StoreError> {
+        let idle = read!(self, |c, q| q::idle_issues(c, cutoff).await)?;
+        let mut n = 0;
+        for id in idle {
+            let now = now();
+            if write_tx!(self, |c, q| q::auto_close(c, id, cutoff, after, now).await)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub async fn purge_raw_mail(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        write_tx!(self, |c, q| q::purge_raw_mail(c, cutoff).await)
+    }
+
+    pub async fn purge_finished(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        write_tx!(self, |c, q| q::purge_finished(c, cutoff).await)
+    }
 }

@@ -291,3 +291,14 @@ pub struct StreamRow {
     pub issue_id: Option<i64>,
     pub ref_id: Option<i64>,
 }
+
+/// A scheduled job's record, as `/readyz` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobState {
+    pub name: String,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub runs: i64,
+    pub failures: i64,
+}

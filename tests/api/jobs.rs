@@ -1,0 +1,205 @@
+//! Scheduled jobs: leases (one run per tick across instances), escalation
+//! and auto-close end to end, and their state in /readyz.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use switchboard::config::{Dur, Schedule};
+
+use crate::helpers::{Backend, test_store_with};
+use crate::spawn::{TestApp, spawn_app_with};
+
+async fn leases_give_each_tick_to_one_instance(b: Backend) {
+    let db = test_store_with(b, 10).await;
+    let lease = Duration::from_secs(60);
+    let t1 = switchboard::store::now();
+    let t2 = t1 + chrono::Duration::seconds(5);
+    // Ten instances race for one tick: exactly one wins.
+    let claims = (0..10).map(|i| {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_job("escalation", t1, &format!("instance-{i}"), lease)
+                .await
+                .unwrap()
+        })
+    });
+    let won: Vec<bool> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    // The same tick again: no.
+    assert!(
+        !db.store
+            .claim_job("escalation", t1, "late", lease)
+            .await
+            .unwrap()
+    );
+    // The next tick while the first run still holds the lease: no overlap.
+    assert!(
+        !db.store
+            .claim_job("escalation", t2, "b", lease)
+            .await
+            .unwrap()
+    );
+    db.store.finish_job("escalation", None).await.unwrap();
+    assert!(
+        db.store
+            .claim_job("escalation", t2, "b", lease)
+            .await
+            .unwrap()
+    );
+    db.store
+        .finish_job("escalation", Some("boom"))
+        .await
+        .unwrap();
+    // Other jobs are independent.
+    assert!(
+        db.store
+            .claim_job("auto_close", t1, "a", lease)
+            .await
+            .unwrap()
+    );
+    let jobs = db.store.jobs().await.unwrap();
+    let esc = jobs.iter().find(|j| j.name == "escalation").unwrap();
+    assert_eq!((esc.runs, esc.failures), (2, 1));
+    assert_eq!(esc.last_error.as_deref(), Some("boom"));
+    db.cleanup().await;
+}
+
+fn every_second() -> Schedule {
+    Schedule::parse("* * * * * *").unwrap()
+}
+
+async fn timeline(app: &TestApp, issue: i64) -> Vec<Value> {
+    app.get(
+        &format!("/api/issues/{issue}/messages?limit=100"),
+        &app.admin_token,
+    )
+    .await
+    .body["messages"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn escalation_tells_admins_once(b: Backend) {
+    let app = spawn_app_with(b, |c| {
+        c.escalation.after = Dur::parse("1s").unwrap();
+        c.escalation.schedule = every_second();
+    })
+    .await;
+    let (_, agent) = app.add_staff("Agent A", "agent").await;
+    let issue = app
+        .sms_issue("SMj001", "+15550100141", "Nobody is answering")
+        .await;
+    // Another issue that is taken at once is never escalated.
+    let taken = app.sms_issue("SMj002", "+15550100142", "Me too").await;
+    assert_eq!(
+        app.post(
+            &format!("/api/issues/{taken}/take"),
+            &agent,
+            serde_json::json!({})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+
+    app.eventually(10, "the issue to be escalated", || async {
+        timeline(&app, issue)
+            .await
+            .iter()
+            .any(|m| m["event"]["type"] == "escalated")
+    })
+    .await;
+    // Several more ticks: still once.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let escalations = timeline(&app, issue)
+        .await
+        .iter()
+        .filter(|m| m["event"]["type"] == "escalated")
+        .count();
+    assert_eq!(escalations, 1);
+    let event = timeline(&app, issue)
+        .await
+        .into_iter()
+        .find(|m| m["event"]["type"] == "escalated")
+        .unwrap();
+    assert_eq!(event["event"]["actor"], Value::Null);
+    assert_eq!(event["author"]["type"], "system");
+    assert!(
+        !timeline(&app, taken)
+            .await
+            .iter()
+            .any(|m| m["event"]["type"] == "escalated")
+    );
+
+    // Admins are told; agents are not.
+    let admin_feed = app.get("/api/notifications", &app.admin_token).await;
+    let escalated: Vec<&Value> = admin_feed.body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "issue_escalated")
+        .collect();
+    assert_eq!(escalated.len(), 1);
+    assert_eq!(escalated[0]["issue_id"], issue);
+    let agent_feed = app.get("/api/notifications", &agent).await;
+    assert!(
+        !agent_feed.body["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "issue_escalated")
+    );
+
+    let ready = app.request(Method::GET, "/readyz", None, None).await;
+    let job = &ready.body["checks"]["job:escalation"];
+    assert_eq!(job["ok"], true, "{}", ready.text);
+    assert!(
+        job["last_success"].is_string() && job["next_run"].is_string(),
+        "{}",
+        ready.text
+    );
+    app.stop().await;
+}
+
+async fn auto_close_closes_idle_issues(b: Backend) {
+    let app = spawn_app_with(b, |c| {
+        c.auto_close.after = Some(Dur::parse("2s").unwrap());
+        c.auto_close.schedule = every_second();
+    })
+    .await;
+    let issue = app.sms_issue("SMj010", "+15550100143", "Hello").await;
+    app.eventually(10, "the idle issue to be closed", || async {
+        app.get(&format!("/api/issues/{issue}"), &app.admin_token)
+            .await
+            .body["status"]
+            == "closed"
+    })
+    .await;
+    let detail = app
+        .get(&format!("/api/issues/{issue}"), &app.admin_token)
+        .await
+        .body;
+    assert_eq!(detail["resolution"], "closed");
+    assert_eq!(detail["closed_by"], Value::Null);
+    assert!(detail["closed_at"].is_string());
+    assert!(
+        timeline(&app, issue)
+            .await
+            .iter()
+            .any(|m| m["event"]["type"] == "auto_closed")
+    );
+    app.stop().await;
+}
+
+both_backends!(
+    leases_give_each_tick_to_one_instance,
+    escalation_tells_admins_once,
+    auto_close_closes_idle_issues
+);

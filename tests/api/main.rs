@@ -3,6 +3,7 @@
 
 mod cli;
 mod helpers;
+mod issues_api;
 mod sms;
 mod spawn;
 mod store_story;

@@ -205,11 +205,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         sms = config.twilio.enabled,
         "starting switchboard"
     );
+    // Before anything that takes time, so SIGTERM is never lost.
+    let shutdown = crate::app::shutdown_signal();
     let app = Application::build(config, Options::default()).await?;
     if let Some(token) = &app.first_admin_token {
         let mut out = std::io::stdout().lock();
         writeln!(out, "admin token: {token}")?;
         out.flush()?;
     }
-    app.run(crate::app::shutdown_signal()).await
+    app.run(shutdown).await
 }

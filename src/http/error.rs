@@ -147,9 +147,51 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// `Json` whose rejections are API errors.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// Written out rather than derived from `axum::Json` for one case: an empty
+/// body. axum calls that a JSON syntax error (400), but nothing malformed
+/// was sent; the request simply lacks the fields the route requires, which
+/// is the 422 that `{}` gets too. Anything non-empty goes through axum's
+/// own content-type check and parser, so malformed JSON stays a 400.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let essence = ct.split(';').next().unwrap_or("").trim();
+                essence.eq_ignore_ascii_case("application/json")
+                    || (essence.len() > "application/+json".len()
+                        && essence[..12].eq_ignore_ascii_case("application/")
+                        && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+            })
+            .unwrap_or(false);
+        let bytes = axum::body::Bytes::from_request(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::unprocessable(
+                "invalid_request",
+                "the request body is empty; expected a JSON object",
+            ));
+        }
+        if !is_json {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
 
 /// `Path` whose rejections are API errors.
 #[derive(axum::extract::FromRequestParts)]

@@ -116,16 +116,22 @@ async fn list(
             decode_cursor(c).ok_or_else(|| param_error("cursor", "not a cursor from this API"))?,
         ),
     };
+    let limit = parse_limit(&q)?;
+    // One row more than the page: whether it comes back tells if another
+    // page exists, so the last page says `next_cursor: null` even when it
+    // happens to be full (45 issues in pages of 15).
     let filter = IssueFilter {
         status,
         assignee,
         q: q.get("q").cloned(),
         customer,
-        limit: parse_limit(&q)?,
+        limit: limit + 1,
         cursor,
     };
-    let (issues, counts) = state.store.list_issues(&filter, me.id).await?;
-    let next_cursor = (issues.len() as i64 == filter.limit)
+    let (mut issues, counts) = state.store.list_issues(&filter, me.id).await?;
+    let more = issues.len() as i64 > limit;
+    issues.truncate(limit as usize);
+    let next_cursor = more
         .then(|| {
             issues
                 .last()

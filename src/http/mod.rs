@@ -57,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .merge(webhooks::router())
         .merge(health::router())
+        // After every route is registered: it applies to those before it.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -68,6 +70,16 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> error::ApiError {
     error::ApiError::not_found("route")
+}
+
+/// A route that exists, asked with a method it lacks: axum's own answer has
+/// an empty body, and every error here is JSON. axum still adds `Allow`.
+async fn method_not_allowed() -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not support that method",
+    )
 }
 
 /// Records request latency by route and status for `/metrics`.

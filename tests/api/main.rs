@@ -18,6 +18,7 @@ macro_rules! both_backends {
 }
 
 mod helpers;
+mod issues_api;
 mod jobs;
 mod notifications;
 mod sms;

@@ -1,0 +1,321 @@
+//! Outbound mail over SMTP (lettre): replies to customers and staff
+//! notifications.
+//!
+//! Header hygiene is the point of this module. Every name that came from
+//! outside (a customer's display name, an issue subject) is stripped of
+//! control characters before it reaches lettre — a CR/LF in a `Mailbox`
+//! name panics lettre, and in a subject it would be a header injection —
+//! and only fixed header names are used. Our own `Message-ID`s encode the
+//! issue (`<i42.m1337.RANDOM@domain>`, PROTOCOL-NOTES) so a customer's
+//! answer threads back even when only `In-Reply-To` survives.
+
+use std::time::Duration;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::channels::sms::twilio::SendError;
+use crate::config::{Security, SmtpConfig};
+
+/// Removes control characters (CR, LF, NUL, …) and trims.
+pub fn clean_header_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `Re: <subject> [#N]`: one `Re:`, one token, whatever the subject held.
+pub fn reply_subject(subject: &str, issue_id: i64) -> String {
+    let cleaned = crate::domain::text::clean_subject(&clean_header_text(subject));
+    if cleaned.is_empty() {
+        format!("Re: [#{issue_id}]")
+    } else {
+        format!("Re: {cleaned} [#{issue_id}]")
+    }
+}
+
+/// A new Message-ID (without brackets) that names the issue and message.
+pub fn our_message_id(issue_id: i64, message_id: i64, domain: &str) -> String {
+    let rand: u64 = rand::random();
+    let domain = if domain.is_empty()
+        || domain
+            .chars()
+            .any(|c| c.is_whitespace() || c == '>' || c == '<')
+    {
+        "switchboard.invalid"
+    } else {
+        domain
+    };
+    format!("i{issue_id}.m{message_id}.{rand:016x}@{domain}")
+}
+
+/// The domain of an address, for Message-IDs.
+pub fn domain_of(address: &str) -> &str {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>'))
+        .unwrap_or("switchboard.invalid")
+}
+
+fn mailbox(name: Option<&str>, address: &str) -> Result<Mailbox, String> {
+    let addr = address
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad address {address:?}: {e}"))?;
+    let name = name.map(clean_header_text).filter(|n| !n.is_empty());
+    Ok(Mailbox::new(name, addr))
+}
+
+fn angle(id: &str) -> String {
+    let id = clean_header_text(id);
+    let id = id.trim_start_matches('<').trim_end_matches('>');
+    format!("<{id}>")
+}
+
+/// What a reply to a customer needs.
+pub struct ReplyMail<'a> {
+    pub from_address: &'a str,
+    pub from_name: Option<&'a str>,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub issue_id: i64,
+    pub body: &'a str,
+    /// Our Message-ID for this reply, without brackets.
+    pub message_id: &'a str,
+    /// The message answered (the customer's latest), without brackets.
+    pub in_reply_to: Option<&'a str>,
+    /// The thread, oldest first, without brackets.
+    pub references: &'a [String],
+    /// A staff-initiated first message: `<subject> [#N]`, no `Re:`.
+    pub first_message: bool,
+}
+
+/// Builds a customer reply. Human replies never carry `Auto-Submitted`.
+pub fn build_reply(r: &ReplyMail<'_>) -> Result<Message, String> {
+    let subject = if r.first_message {
+        let s = clean_header_text(r.subject);
+        if s.is_empty() {
+            format!("[#{}]", r.issue_id)
+        } else {
+            format!("{s} [#{}]", r.issue_id)
+        }
+    } else {
+        reply_subject(r.subject, r.issue_id)
+    };
+    let mut b = Message::builder()
+        .from(mailbox(r.from_name, r.from_address)?)
+        .to(mailbox(None, r.to)?)
+        .subject(subject)
+        .message_id(Some(angle(r.message_id)))
+        .header(ContentType::TEXT_PLAIN);
+    if let Some(parent) = r.in_reply_to {
+        b = b.in_reply_to(angle(parent));
+    }
+    let mut refs: Vec<String> = r.references.iter().map(|x| angle(x)).collect();
+    if let Some(parent) = r.in_reply_to {
+        let p = angle(parent);
+        if !refs.contains(&p) {
+            refs.push(p);
+        }
+    }
+    if !refs.is_empty() {
+        // One call with the whole list: a second call would replace it.
+        b = b.references(refs.join(" "));
+    }
+    b.body(r.body.to_string()).map_err(|e| e.to_string())
+}
+
+/// A staff notification (SPEC §5): automated, never auto-replied to.
+pub struct NotificationMail<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub to_name: Option<&'a str>,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub unsubscribe_url: &'a str,
+    pub message_id: &'a str,
+}
+
+pub fn build_notification(n: &NotificationMail<'_>) -> Result<Message, String> {
+    let from: Mailbox = n
+        .from
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad smtp.from {:?}: {e}", n.from))?;
+    let mut msg = Message::builder()
+        .from(from)
+        .to(mailbox(n.to_name, n.to)?)
+        .subject(clean_header_text(n.subject))
+        .message_id(Some(angle(n.message_id)))
+        .header(ContentType::TEXT_PLAIN)
+        .body(n.body.to_string())
+        .map_err(|e| e.to_string())?;
+    let headers = msg.headers_mut();
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("Auto-Submitted"),
+        "auto-generated".into(),
+    ));
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+        "All".into(),
+    ));
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("List-Unsubscribe"),
+        format!("<{}>", clean_header_text(n.unsubscribe_url)),
+    ));
+    Ok(msg)
+}
+
+/// The SMTP connection pool.
+#[derive(Clone)]
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl std::fmt::Debug for SmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmtpSender")
+    }
+}
+
+impl SmtpSender {
+    pub fn new(cfg: &SmtpConfig) -> Result<SmtpSender, String> {
+        let host = cfg.host.as_str();
+        let mut tls = TlsParameters::builder(host.to_string());
+        if let Some(ca) = &cfg.ca_file {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("smtp.ca_file {}: {e}", ca.display()))?;
+            tls = tls.add_root_certificate(
+                Certificate::from_pem(&pem).map_err(|e| format!("smtp.ca_file: {e}"))?,
+            );
+        }
+        let tls = tls.build_rustls().map_err(|e| format!("smtp TLS: {e}"))?;
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(cfg.port())
+            .tls(match cfg.security {
+                Security::Tls => Tls::Wrapper(tls),
+                Security::StartTls => Tls::Required(tls),
+                Security::Plain => Tls::None,
+            });
+        let builder = match (&cfg.username, &cfg.password) {
+            (Some(u), Some(p)) if !u.is_empty() => {
+                builder.credentials(Credentials::new(u.clone(), p.expose().to_string()))
+            }
+            _ => builder,
+        };
+        Ok(SmtpSender {
+            transport: builder.timeout(Some(Duration::from_secs(30))).build(),
+        })
+    }
+
+    /// Sends one message; 5xx answers are permanent, everything else is
+    /// worth retrying.
+    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+        match self.transport.send(msg).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(SendError::Permanent {
+                code: e
+                    .status()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "smtp".into()),
+                message: e.to_string(),
+            }),
+            Err(e) => Err(SendError::Retryable {
+                code: e.status().map(|c| c.to_string()),
+                message: e.to_string(),
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(m: &Message) -> String {
+        String::from_utf8(m.formatted()).unwrap()
+    }
+
+    #[test]
+    fn reply_subjects_have_one_re_and_one_token() {
+        assert_eq!(reply_subject("Printer", 42), "Re: Printer [#42]");
+        assert_eq!(
+            reply_subject("Re: RE: Printer [#42]", 42),
+            "Re: Printer [#42]"
+        );
+        assert_eq!(reply_subject("Fwd: Printer", 7), "Re: Printer [#7]");
+        assert_eq!(reply_subject("", 7), "Re: [#7]");
+        assert_eq!(reply_subject("a\r\nBcc: x@y.z", 7), "Re: a Bcc: x@y.z [#7]");
+    }
+
+    #[test]
+    fn replies_thread_and_never_claim_to_be_automatic() {
+        let refs = vec!["root@example.com".to_string()];
+        let m = build_reply(&ReplyMail {
+            from_address: "support@example.com",
+            from_name: Some("Support\r\nBcc: evil@example.com"),
+            to: "jane@example.com",
+            subject: "Re: My printer",
+            issue_id: 42,
+            body: "Try turning it off and on.",
+            message_id: "i42.m9.abc@example.com",
+            in_reply_to: Some("cust2@example.com"),
+            references: &refs,
+            first_message: false,
+        })
+        .unwrap();
+        let text = formatted(&m);
+        assert!(text.contains("Subject: Re: My printer [#42]\r\n"), "{text}");
+        assert!(
+            text.contains("In-Reply-To: <cust2@example.com>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("References: <root@example.com> <cust2@example.com>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Message-ID: <i42.m9.abc@example.com>\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Auto-Submitted"));
+        assert!(
+            !text.contains("\r\nBcc:"),
+            "a CR/LF in a name must not become a header: {text}"
+        );
+    }
+
+    #[test]
+    fn notifications_are_marked_automatic() {
+        let m = build_notification(&NotificationMail {
+            from: "Switchboard <noreply@example.com>",
+            to: "agent@example.com",
+            to_name: Some("Agent"),
+            subject: "[#42] New SMS from Jane Doe",
+            body: "Jane Doe wrote: hello",
+            unsubscribe_url: "https://sb.example.com/api/me/preferences",
+            message_id: "n1.abc@example.com",
+        })
+        .unwrap();
+        let text = formatted(&m);
+        assert!(text.contains("Auto-Submitted: auto-generated\r\n"));
+        assert!(text.contains("X-Auto-Response-Suppress: All\r\n"));
+        assert!(text.contains("List-Unsubscribe: <https://sb.example.com/api/me/preferences>\r\n"));
+        assert!(text.contains("Subject: [#42] New SMS from Jane Doe\r\n"));
+    }
+
+    #[test]
+    fn our_message_ids_encode_the_issue() {
+        let id = our_message_id(42, 1337, "example.com");
+        assert!(id.starts_with("i42.m1337.") && id.ends_with("@example.com"));
+        assert_ne!(id, our_message_id(42, 1337, "example.com"));
+        assert_eq!(domain_of("Support <support@example.com>"), "example.com");
+    }
+}

@@ -61,7 +61,16 @@ ensure_postgres() {
     fi
 }
 
+ensure_smtp_sink() {
+    # The tests' SMTP server is Python's aiosmtpd (tests/support/smtp_sink.py).
+    if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+        log "installing aiosmtpd (the tests' SMTP server)"
+        python3 -m pip install -q aiosmtpd >/dev/null 2>&1 || python3 -m pip install -q --break-system-packages aiosmtpd
+    fi
+}
+
 ensure_postgres
+ensure_smtp_sink
 
 log "cargo test"
 cargo test --all-targets --locked -- "$@"

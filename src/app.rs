@@ -56,6 +56,7 @@ pub struct Application {
     state: AppState,
     outbox: Outbox,
     options: Options,
+    smtp: Option<crate::channels::email::smtp::SmtpSender>,
     /// The first admin's token, when `build` created one.
     pub first_admin_token: Option<String>,
 }
@@ -114,10 +115,21 @@ impl Application {
             (None, Some(from)) => Some(Sender::From(from.clone())),
             (None, None) => None,
         };
+        let smtp = if config.smtp.enabled() {
+            Some(
+                crate::channels::email::smtp::SmtpSender::new(&config.smtp)
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            )
+        } else {
+            None
+        };
         let metrics = Metrics::install();
         let health = crate::channels::health::ChannelHealth::default();
         if twilio.is_some() {
             health.register("twilio");
+        }
+        if smtp.is_some() {
+            health.register("smtp");
         }
         let wake = Arc::new(Notify::new());
         let listener = TcpListener::bind(config.server.listen)
@@ -142,6 +154,20 @@ impl Application {
             wake: wake.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
+            email: smtp.clone().map(|smtp| crate::outbox::EmailOut {
+                smtp,
+                mailboxes: config
+                    .imap
+                    .iter()
+                    .map(|m| (m.name.clone(), m.address().to_string()))
+                    .collect(),
+                default_from: config
+                    .smtp
+                    .from
+                    .parse::<lettre::message::Mailbox>()
+                    .map(|m| m.email.to_string())
+                    .unwrap_or_else(|_| config.smtp.from.clone()),
+            }),
             base_backoff: options.outbox_base_backoff,
             max_backoff: options.outbox_max_backoff,
         };
@@ -163,6 +189,7 @@ impl Application {
             state,
             outbox,
             options,
+            smtp,
             first_admin_token,
         })
     }
@@ -197,6 +224,22 @@ impl Application {
                 .clone()
                 .run(self.store.clone(), cancel.child_token()),
         );
+        if let Some(smtp) = self.smtp.clone() {
+            let config = &self.state.config;
+            tracker.spawn(
+                crate::notify::email::EmailNotifier {
+                    store: self.store.clone(),
+                    smtp,
+                    from: config.smtp.from.clone(),
+                    public_url: config.server.public_url.trim_end_matches('/').to_string(),
+                    coalesce: config.notifications.email_coalesce.0,
+                    base_backoff: self.options.outbox_base_backoff,
+                    max_backoff: self.options.outbox_max_backoff,
+                    health: self.state.health.clone(),
+                }
+                .run(cancel.child_token()),
+            );
+        }
         crate::schedule::Scheduler {
             store: self.store.clone(),
             jobs: crate::schedule::jobs(&self.state.config),

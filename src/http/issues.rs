@@ -273,9 +273,9 @@ fn check_channel(state: &AppState, channel: Channel, body: &str) -> ApiResult<()
             "body_too_long",
             format!("an SMS reply may be at most {SMS_MAX_CHARS} characters"),
         )),
-        Channel::Email => Err(ApiError::unprocessable(
+        Channel::Email if !state.config.smtp.enabled() => Err(ApiError::unprocessable(
             "channel_unavailable",
-            "email replies are not available yet: the email channel is not built",
+            "outbound email is not configured (the [smtp] section)",
         )),
         _ => Ok(()),
     }

@@ -6,4 +6,5 @@
 //! email channel). Preferences already record who wants email
 //! (`notifications.email`), so the sender only has to pick those rows up.
 
+pub mod email;
 pub mod stream;

@@ -38,9 +38,22 @@ pub struct Outbox {
     pub wake: Arc<Notify>,
     pub metrics: crate::metrics::Metrics,
     pub health: crate::channels::health::ChannelHealth,
+    /// `None` while outbound mail is off.
+    pub email: Option<EmailOut>,
     /// First retry delay; doubles per attempt up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+}
+
+/// What sending email replies needs.
+#[derive(Clone, Debug)]
+pub struct EmailOut {
+    pub smtp: crate::channels::email::smtp::SmtpSender,
+    /// (name, address) of each IMAP mailbox: replies go out from the
+    /// address of the mailbox the issue came in on.
+    pub mailboxes: Vec<(String, String)>,
+    /// The address of `smtp.from`, for issues that came in elsewhere.
+    pub default_from: String,
 }
 
 /// The delay before attempt `attempts + 1`: exponential, capped, with up to
@@ -83,10 +96,7 @@ impl Outbox {
     async fn process(&self, job: OutboxJob) {
         let result = match job.channel {
             Channel::Sms => self.send_sms(&job).await,
-            Channel::Email => Err(SendError::Permanent {
-                code: "channel_unavailable".into(),
-                message: "email sending is not built yet".into(),
-            }),
+            Channel::Email => self.send_email(&job).await,
         };
         let outcome = match result {
             Ok((sid, status)) => {
@@ -133,6 +143,87 @@ impl Outbox {
         if let Err(e) = outcome {
             // The lease expires and the item is tried again.
             tracing::error!(error = %e, "outbox: could not record the outcome");
+        }
+    }
+
+    async fn send_email(&self, job: &OutboxJob) -> Result<(String, DeliveryStatus), SendError> {
+        use crate::channels::email::smtp::{ReplyMail, build_reply, domain_of, our_message_id};
+        let Some(email) = &self.email else {
+            return Err(SendError::Permanent {
+                code: "channel_unavailable".into(),
+                message: "outbound email (SMTP) is not configured".into(),
+            });
+        };
+        let store_err = |e: crate::store::StoreError| SendError::Retryable {
+            code: None,
+            message: e.to_string(),
+            retry_after: None,
+        };
+        let ctx = self
+            .store
+            .email_context(job.message_id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| SendError::Permanent {
+                code: "missing_message".into(),
+                message: "the reply no longer exists".into(),
+            })?;
+        let from = ctx
+            .mailbox
+            .as_deref()
+            .and_then(|m| email.mailboxes.iter().find(|(n, _)| n == m))
+            .or(email.mailboxes.first())
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| email.default_from.clone());
+        // Assigned before the first attempt, so a retry reuses it.
+        let wanted = our_message_id(ctx.issue_id, job.message_id, domain_of(&from));
+        let message_id = match &ctx.external_id {
+            Some(id) => id.clone(),
+            None => self
+                .store
+                .assign_external_id(job.message_id, &wanted)
+                .await
+                .map_err(store_err)?,
+        };
+        let (parent, references) = match &ctx.parent {
+            Some((id, refs)) => {
+                let refs: Vec<String> = refs
+                    .as_deref()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
+                (Some(id.as_str()), refs)
+            }
+            None => (None, Vec::new()),
+        };
+        let msg = build_reply(&ReplyMail {
+            from_address: &from,
+            from_name: None,
+            to: &job.to,
+            subject: &ctx.subject,
+            issue_id: ctx.issue_id,
+            body: &job.body,
+            message_id: &message_id,
+            in_reply_to: parent,
+            references: &references,
+            first_message: ctx.first_message,
+        })
+        .map_err(|e| SendError::Permanent {
+            code: "invalid_message".into(),
+            message: e,
+        })?;
+        match email.smtp.send(msg).await {
+            Ok(()) => {
+                self.health.success("smtp");
+                Ok((message_id, DeliveryStatus::Sent))
+            }
+            Err(e) => {
+                if let SendError::Retryable { message, .. } = &e {
+                    self.health.failure("smtp", message);
+                }
+                Err(e)
+            }
         }
     }
 

@@ -278,6 +278,16 @@ pub struct NotificationView {
     pub text: String,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
+    /// The email copy, when the recipient's preferences asked for one.
+    pub email: Option<EmailDelivery>,
+}
+
+/// Delivery of a notification's email copy.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EmailDelivery {
+    /// `pending`, `sent` or `failed`.
+    pub status: &'static str,
+    pub error: Option<String>,
 }
 
 /// One row of the live event log behind `GET /api/stream`.
@@ -301,4 +311,31 @@ pub struct JobState {
     pub last_error: Option<String>,
     pub runs: i64,
     pub failures: i64,
+}
+
+/// What an email reply needs to thread correctly.
+#[derive(Debug, Clone)]
+pub struct EmailContext {
+    pub issue_id: i64,
+    pub subject: String,
+    /// The IMAP mailbox (config name) the issue came in on.
+    pub mailbox: Option<String>,
+    /// Our Message-ID for the reply, once assigned.
+    pub external_id: Option<String>,
+    /// The customer's latest email before this reply: (Message-ID, References).
+    pub parent: Option<(String, Option<String>)>,
+    /// A staff-initiated issue's first message.
+    pub first_message: bool,
+}
+
+/// Coalesced notification emails for one person and one issue.
+#[derive(Debug, Clone)]
+pub struct EmailBatch {
+    pub staff_id: i64,
+    pub staff_email: String,
+    pub staff_name: String,
+    pub issue_id: Option<i64>,
+    pub ids: Vec<i64>,
+    pub texts: Vec<String>,
+    pub attempts: i64,
 }

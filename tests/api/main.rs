@@ -17,10 +17,12 @@ macro_rules! both_backends {
     };
 }
 
+mod email_out;
 mod helpers;
 mod issues_api;
 mod jobs;
 mod notifications;
 mod sms;
+mod smtp_sink;
 mod spawn;
 mod store_story;

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/staff/{id}", patch(update_staff))
         .route("/api/staff/{id}/tokens", post(create_token))
         .route("/api/customers/{id}", get(customer))
+        .route("/api/customers/{id}/merge", post(merge))
         .route("/api/rejected", get(rejected))
 }
 
@@ -126,6 +127,29 @@ async fn customer(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(state.store.customer(id, me.id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    from: i64,
+}
+
+/// Admin: merge another customer into this one (SPEC §3.5).
+async fn merge(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<MergeBody>,
+) -> ApiResult<Json<Value>> {
+    let view = state.store.merge_customers(id, body.from, &admin).await?;
+    tracing::info!(
+        into = id,
+        from = body.from,
+        by = admin.id,
+        "customers merged"
+    );
+    Ok(Json(json!(view)))
 }
 
 async fn rejected(

@@ -515,9 +515,15 @@ impl Store {
         })
     }
 
+    /// View Customer; a merged-away id shows the customer it was merged into.
     pub async fn customer(&self, id: i64, caller: i64) -> Result<CustomerView, StoreError> {
-        read!(self, |c, q| q::customer_view(c, id, caller).await)?
-            .ok_or(StoreError::NotFound("customer"))
+        read!(self, |c, q| {
+            let Some(id) = q::resolve_customer(c, id).await? else {
+                return Err(StoreError::NotFound("customer"));
+            };
+            q::customer_view(c, id, caller).await
+        })?
+        .ok_or(StoreError::NotFound("customer"))
     }
 
     /// "New Ticket": an issue assigned to the caller with a first message.
@@ -888,5 +894,23 @@ impl Store {
             c, ids, sent, error, next_at, now
         )
         .await)
+    }
+
+    // ------------------------------------------------------------ merge
+
+    /// Merges customer `from` into `into`; returns the merged customer.
+    pub async fn merge_customers(
+        &self,
+        into: i64,
+        from: i64,
+        actor: &Staff,
+    ) -> Result<CustomerView, StoreError> {
+        let now = now();
+        write_tx!(self, |c, q| {
+            q::merge_customers(c, into, from, actor, now).await?;
+            q::customer_view(c, into, actor.id)
+                .await?
+                .ok_or(StoreError::NotFound("customer"))
+        })
     }
 }

@@ -12,7 +12,7 @@ use crate::helpers::Backend;
 use crate::smtp_sink::SmtpSink;
 use crate::spawn::{PUBLIC_URL, TestApp, spawn_app_with};
 
-async fn app_with_smtp(b: Backend, sink: &SmtpSink) -> TestApp {
+pub async fn app_with_smtp(b: Backend, sink: &SmtpSink) -> TestApp {
     let port = sink.port;
     spawn_app_with(b, move |c| {
         c.smtp.host = "127.0.0.1".into();

@@ -21,6 +21,7 @@ mod email_out;
 mod helpers;
 mod issues_api;
 mod jobs;
+mod merge;
 mod notifications;
 mod sms;
 mod smtp_sink;

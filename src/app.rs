@@ -123,6 +123,7 @@ impl Application {
         } else {
             None
         };
+        let attachments = crate::attachments::Attachments::from_config(&config.attachments);
         let metrics = Metrics::install();
         let health = crate::channels::health::ChannelHealth::default();
         if twilio.is_some() {
@@ -154,6 +155,7 @@ impl Application {
             wake: wake.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
+            attachments: attachments.clone(),
             email: smtp.clone().map(|smtp| crate::outbox::EmailOut {
                 smtp,
                 mailboxes: config
@@ -180,6 +182,7 @@ impl Application {
             health,
             started: Instant::now(),
             hub: crate::notify::stream::Hub::new(),
+            attachments: attachments.clone(),
             shutdown: CancellationToken::new(),
         };
         Ok(Application {

@@ -4,6 +4,7 @@
 //! channel → domain decision → store transaction → workers → channel out.
 
 pub mod app;
+pub mod attachments;
 pub mod channels;
 pub mod cli;
 pub mod config;

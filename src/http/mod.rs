@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod issues;
 pub mod notifications;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub started: Instant,
     /// Live events for `GET /api/stream`.
     pub hub: crate::notify::stream::Hub,
+    /// Attachment rules and files.
+    pub attachments: crate::attachments::Attachments,
     /// Cancelled at shutdown; long-lived responses (SSE) end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -54,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(issues::router())
         .merge(people::router())
         .merge(notifications::router())
+        .merge(files::router())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .merge(webhooks::router())
         .merge(health::router())

@@ -161,6 +161,11 @@ async fn sms(
         references: Vec::new(),
         is_automated: false,
         received_at: crate::store::now(),
+        media: inbound
+            .media
+            .iter()
+            .map(|m| (m.url.clone(), m.content_type.clone()))
+            .collect(),
     };
     let opts = IngestOptions {
         reopen_window: state.config.threading.reopen_window.0,
@@ -187,11 +192,7 @@ async fn sms(
                 _ => {}
             }
             if !inbound.media.is_empty() {
-                tracing::warn!(
-                    message_sid = %inbound.message_sid,
-                    count = inbound.media.len(),
-                    "MMS media is not stored yet (attachments are not built); the text was stored"
-                );
+                state.outbox_wake.notify_one();
             }
             twiml()
         }

@@ -40,6 +40,7 @@ pub struct Outbox {
     pub health: crate::channels::health::ChannelHealth,
     /// `None` while outbound mail is off.
     pub email: Option<EmailOut>,
+    pub attachments: crate::attachments::Attachments,
     /// First retry delay; doubles per attempt up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
@@ -94,6 +95,9 @@ impl Outbox {
 
     #[tracing::instrument(skip(self, job), fields(outbox_id = job.id, message_id = job.message_id, issue_id = job.issue_id, attempt = job.attempts))]
     async fn process(&self, job: OutboxJob) {
+        if job.kind == "media" {
+            return self.process_media(job).await;
+        }
         let result = match job.channel {
             Channel::Sms => self.send_sms(&job).await,
             Channel::Email => self.send_email(&job).await,
@@ -143,6 +147,130 @@ impl Outbox {
         if let Err(e) = outcome {
             // The lease expires and the item is tried again.
             tracing::error!(error = %e, "outbox: could not record the outcome");
+        }
+    }
+
+    /// Downloads one MMS media item and stores it as an attachment (or
+    /// records why it was refused). Network failures are retried with the
+    /// outbox's backoff; the message text was stored long before.
+    async fn process_media(&self, job: OutboxJob) {
+        let payload = job.payload.clone().unwrap_or_default();
+        let url = payload["url"].as_str().unwrap_or_default().to_string();
+        let declared = payload["content_type"]
+            .as_str()
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let index = payload["index"].as_u64().unwrap_or(0) as usize;
+        let filename = |ct: &str| match crate::attachments::extension_for(ct) {
+            Some(ext) => format!("mms-{}-{}.{ext}", job.message_id, index + 1),
+            None => format!("mms-{}-{}", job.message_id, index + 1),
+        };
+        let a = &self.attachments;
+        let outcome: Result<(), String> = async {
+            // Refuse by declared type and count before downloading.
+            if let Some(reason) = a.refusal(&filename(&declared), &declared, 0, index) {
+                self.store
+                    .add_attachment(
+                        job.message_id,
+                        &filename(&declared),
+                        &declared,
+                        0,
+                        None,
+                        Some(&reason),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            let Some(client) = &self.twilio else {
+                return Err("the SMS channel is not configured".into());
+            };
+            match client.download_media(&url, a.max_bytes).await {
+                Ok((bytes, ct)) => {
+                    let ct = if ct.is_empty() { declared.clone() } else { ct };
+                    let name = filename(&ct);
+                    if let Some(reason) = a.refusal(&name, &ct, bytes.len() as u64, index) {
+                        self.store
+                            .add_attachment(
+                                job.message_id,
+                                &name,
+                                &ct,
+                                bytes.len() as i64,
+                                None,
+                                Some(&reason),
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        return Ok(());
+                    }
+                    let sha = a
+                        .save(&bytes)
+                        .await
+                        .map_err(|e| format!("storing the file: {e}"))?;
+                    self.store
+                        .add_attachment(
+                            job.message_id,
+                            &name,
+                            &ct,
+                            bytes.len() as i64,
+                            Some(&sha),
+                            None,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(())
+                }
+                Err(SendError::Permanent { code, message }) => {
+                    let reason = format!("download failed ({code}): {message}");
+                    self.store
+                        .add_attachment(
+                            job.message_id,
+                            &filename(&declared),
+                            &declared,
+                            0,
+                            None,
+                            Some(&reason),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(())
+                }
+                Err(SendError::Retryable { message, .. }) => Err(message),
+            }
+        }
+        .await;
+        let recorded = match outcome {
+            Ok(()) => {
+                self.metrics.outbox_result("media", "done");
+                self.store.outbox_finish_plain(&job, None).await
+            }
+            Err(e) if job.attempts < MAX_ATTEMPTS => {
+                self.metrics.outbox_result("media", "retry");
+                tracing::warn!(error = %e, "media download will be retried");
+                let delay = backoff(self.base_backoff, self.max_backoff, job.attempts);
+                let next = crate::store::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+                self.store.outbox_retry(&job, next, &e).await
+            }
+            Err(e) => {
+                self.metrics.outbox_result("media", "failed");
+                let reason = format!("download failed after {} attempts: {e}", job.attempts);
+                let _ = self
+                    .store
+                    .add_attachment(
+                        job.message_id,
+                        &filename(&declared),
+                        &declared,
+                        0,
+                        None,
+                        Some(&reason),
+                    )
+                    .await;
+                self.store.outbox_finish_plain(&job, Some(&reason)).await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "outbox: could not record a media outcome");
         }
     }
 

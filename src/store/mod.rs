@@ -913,4 +913,74 @@ impl Store {
                 .ok_or(StoreError::NotFound("customer"))
         })
     }
+
+    // ------------------------------------------------------------ attachments
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_attachment(
+        &self,
+        message_id: i64,
+        filename: &str,
+        content_type: &str,
+        size: i64,
+        sha256: Option<&str>,
+        refused: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let now = now();
+        write_tx!(self, |c, q| q::add_attachment(
+            c,
+            message_id,
+            filename,
+            content_type,
+            size,
+            sha256,
+            refused,
+            now
+        )
+        .await)
+    }
+
+    /// (images, documents) shared in an issue.
+    pub async fn issue_attachments(
+        &self,
+        issue_id: i64,
+    ) -> Result<(Vec<AttachmentView>, Vec<AttachmentView>), StoreError> {
+        read!(self, |c, q| {
+            if !q::issue_exists(c, issue_id).await? {
+                return Err(StoreError::NotFound("issue"));
+            }
+            q::issue_attachments(c, issue_id).await
+        })
+    }
+
+    /// A stored attachment's metadata and content hash.
+    pub async fn attachment(&self, id: i64) -> Result<(AttachmentView, String), StoreError> {
+        read!(self, |c, q| q::attachment(c, id).await)?.ok_or(StoreError::NotFound("attachment"))
+    }
+
+    /// Queues a background job for a message (e.g. `media` downloads).
+    pub async fn enqueue_job(
+        &self,
+        kind: &str,
+        message_id: i64,
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let now = now();
+        write_tx!(self, |c, q| q::enqueue_job(
+            c, kind, message_id, payload, now
+        )
+        .await)
+    }
+
+    /// Finishes a non-reply outbox item (done, or failed with `error`).
+    pub async fn outbox_finish_plain(
+        &self,
+        job: &OutboxJob,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = now();
+        let state = if error.is_some() { "failed" } else { "done" };
+        write_tx!(self, |c, q| q::outbox_finish(c, job.id, state, error, now)
+            .await)
+    }
 }

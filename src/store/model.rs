@@ -183,6 +183,8 @@ pub struct Inbound {
     /// Auto-replies and bounces (SPEC §3.3).
     pub is_automated: bool,
     pub received_at: DateTime<Utc>,
+    /// Media to fetch in the background (MMS): (url, content type).
+    pub media: Vec<(String, String)>,
 }
 
 /// The threading options of the configuration that ingest needs.
@@ -257,6 +259,8 @@ pub struct OutboxJob {
     pub channel: Channel,
     pub to: String,
     pub body: String,
+    /// For jobs that are not replies (kind `media`): their parameters.
+    pub payload: Option<serde_json::Value>,
 }
 
 /// What `POST /api/issues` asks for.

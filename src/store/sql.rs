@@ -732,7 +732,12 @@ pub async fn message_view(c: &mut Conn, id: i64) -> Result<Option<MessageView>, 
         .bind(id)
         .fetch_optional(&mut *c)
         .await?;
-    Ok(row.map(MessageRow::into_view))
+    let Some(row) = row else { return Ok(None) };
+    let mut views = [row.into_view()];
+    let rows = attachments_of(c, views[0].issue_id, Some(id)).await?;
+    attach(&mut views, rows);
+    let [view] = views;
+    Ok(Some(view))
 }
 
 /// A page of the timeline: the newest `limit` messages older than `before`,
@@ -755,7 +760,12 @@ pub async fn list_messages(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     rows.reverse();
-    Ok((rows.into_iter().map(MessageRow::into_view).collect(), more))
+    let mut views: Vec<MessageView> = rows.into_iter().map(MessageRow::into_view).collect();
+    if !views.is_empty() {
+        let files = attachments_of(c, issue_id, None).await?;
+        attach(&mut views, files);
+    }
+    Ok((views, more))
 }
 
 pub async fn issue_exists(c: &mut Conn, id: i64) -> Result<bool, StoreError> {
@@ -1385,6 +1395,12 @@ pub async fn ingest(
     m.issue_id = issue_id;
     m.threading_rule = Some(rule);
     let message_id = insert_message(c, &m).await.map_err(StoreError::retry_if_unique)?;
+    // Media downloads are queued with the message: the text is never held
+    // up by them, and a failed download is retried from the outbox.
+    for (index, (url, content_type)) in msg.media.iter().enumerate() {
+        let payload = serde_json::json!({ "url": url, "content_type": content_type, "index": index });
+        enqueue_job(c, "media", message_id, &payload, now).await?;
+    }
     touch_issue(c, issue_id, true, now).await?;
 
     // SPEC §3.7: acknowledgement-only new issues may be resolved at once.
@@ -1472,7 +1488,7 @@ pub async fn claim_outbox(
                      AND (locked_until IS NULL OR locked_until <= $1)
                      ORDER BY next_attempt_at, id LIMIT 1",
         skip_locked!(),
-        ") RETURNING id, kind, message_id, attempts"
+        ") RETURNING id, kind, message_id, attempts, payload"
     ))
     .bind(now)
     .bind(lease_until)
@@ -1483,6 +1499,7 @@ pub async fn claim_outbox(
     let kind: String = row.try_get("kind")?;
     let message_id: Option<i64> = row.try_get("message_id")?;
     let attempts: i64 = row.try_get("attempts")?;
+    let payload: Option<String> = row.try_get("payload")?;
     let Some(message_id) = message_id else {
         outbox_finish(c, id, "failed", Some("outbox item without a message"), now).await?;
         return Ok(None);
@@ -1497,10 +1514,12 @@ pub async fn claim_outbox(
     };
     let channel: Option<String> = m.try_get("channel")?;
     let to: Option<String> = m.try_get("contact_value")?;
-    sqlx::query("UPDATE messages SET delivery_status = 'sending' WHERE id = $1 AND delivery_status = 'queued'")
-        .bind(message_id)
-        .execute(&mut *c)
-        .await?;
+    if payload.is_none() {
+        sqlx::query("UPDATE messages SET delivery_status = 'sending' WHERE id = $1 AND delivery_status = 'queued'")
+            .bind(message_id)
+            .execute(&mut *c)
+            .await?;
+    }
     Ok(Some(OutboxJob {
         id,
         kind,
@@ -1510,6 +1529,7 @@ pub async fn claim_outbox(
         channel: channel.as_deref().and_then(Channel::parse).unwrap_or(Channel::Sms),
         to: to.unwrap_or_default(),
         body: m.try_get("body")?,
+        payload: payload.and_then(|p| serde_json::from_str(&p).ok()),
     }))
 }
 
@@ -2378,4 +2398,144 @@ pub async fn resolve_customer(c: &mut Conn, id: i64) -> Result<Option<i64>, Stor
         }
     }
     Ok(Some(current))
+}
+
+// ---------------------------------------------------------------- attachments
+
+/// Records a stored (`sha256` set) or refused (`refused` set) attachment.
+#[allow(clippy::too_many_arguments)]
+pub async fn add_attachment(
+    c: &mut Conn,
+    message_id: i64,
+    filename: &str,
+    content_type: &str,
+    size: i64,
+    sha256: Option<&str>,
+    refused: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let issue_id: i64 = sqlx::query_scalar("SELECT issue_id FROM messages WHERE id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound("message"))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO attachments (message_id, issue_id, filename, content_type, size, sha256, refused, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(message_id)
+    .bind(issue_id)
+    .bind(filename)
+    .bind(content_type)
+    .bind(size)
+    .bind(sha256)
+    .bind(refused)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await?;
+    stream_event(c, "message", None, Some(issue_id), Some(message_id), now).await?;
+    Ok(id)
+}
+
+#[derive(sqlx::FromRow)]
+struct AttachmentRow {
+    id: i64,
+    message_id: i64,
+    filename: String,
+    content_type: String,
+    size: i64,
+    refused: Option<String>,
+}
+
+/// Attachments of an issue's messages, by message id.
+async fn attachments_of(
+    c: &mut Conn,
+    issue_id: i64,
+    message_id: Option<i64>,
+) -> Result<Vec<AttachmentRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, message_id, filename, content_type, size, refused FROM attachments
+         WHERE issue_id = $1 AND ($2 IS NULL OR message_id = $2) ORDER BY id",
+    )
+    .bind(issue_id)
+    .bind(message_id)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+fn attach(views: &mut [MessageView], rows: Vec<AttachmentRow>) {
+    for r in rows {
+        if let Some(v) = views.iter_mut().find(|v| v.id == r.message_id) {
+            match r.refused {
+                Some(reason) => v.refused_attachments.push(RefusedAttachment { filename: r.filename, reason }),
+                None => v.attachments.push(AttachmentView {
+                    id: r.id,
+                    filename: r.filename,
+                    content_type: r.content_type,
+                    size: r.size,
+                }),
+            }
+        }
+    }
+}
+
+/// Every file shared in an issue: (images, documents).
+pub async fn issue_attachments(
+    c: &mut Conn,
+    issue_id: i64,
+) -> Result<(Vec<AttachmentView>, Vec<AttachmentView>), StoreError> {
+    let rows = attachments_of(c, issue_id, None).await?;
+    let (mut images, mut documents) = (Vec::new(), Vec::new());
+    for r in rows.into_iter().filter(|r| r.refused.is_none()) {
+        let v = AttachmentView { id: r.id, filename: r.filename, content_type: r.content_type, size: r.size };
+        if crate::attachments::is_image(&v.content_type) {
+            images.push(v);
+        } else {
+            documents.push(v);
+        }
+    }
+    Ok((images, documents))
+}
+
+/// An attachment's metadata and content hash.
+pub async fn attachment(c: &mut Conn, id: i64) -> Result<Option<(AttachmentView, String)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, filename, content_type, size, sha256 FROM attachments WHERE id = $1 AND sha256 IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some((
+            AttachmentView {
+                id: r.try_get("id")?,
+                filename: r.try_get("filename")?,
+                content_type: r.try_get("content_type")?,
+                size: r.try_get("size")?,
+            },
+            r.try_get("sha256")?,
+        ))),
+    }
+}
+
+/// Queues a background job (e.g. an MMS media download) with a payload.
+pub async fn enqueue_job(
+    c: &mut Conn,
+    kind: &str,
+    message_id: i64,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (kind, message_id, state, attempts, next_attempt_at, created_at, updated_at, payload)
+         VALUES ($1, $2, 'pending', 0, $3, $3, $3, $4)",
+    )
+    .bind(kind)
+    .bind(message_id)
+    .bind(now)
+    .bind(payload.to_string())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }

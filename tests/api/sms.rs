@@ -568,6 +568,121 @@ async fn readyz_shows_a_failing_twilio_but_stays_ready(b: Backend) {
     app.stop().await;
 }
 
+async fn mms_media_become_attachments(b: Backend) {
+    let app = spawn_app(b).await;
+    let png: Vec<u8> = vec![0x89, b'P', b'N', b'G', 13, 10, 26, 10, 1, 2, 3, 4];
+    Mock::given(method("GET"))
+        .and(path("/media/ME1"))
+        .and(basic_auth(ACCOUNT_SID, AUTH_TOKEN))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "image/png")
+                .set_body_bytes(png.clone()),
+        )
+        .mount(&app.twilio)
+        .await;
+    // Fails once, then works: retried.
+    Mock::given(method("GET"))
+        .and(path("/media/ME3"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&app.twilio)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/media/ME3"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/pdf")
+                .set_body_bytes(b"%PDF-1.4 test".to_vec()),
+        )
+        .mount(&app.twilio)
+        .await;
+    let m1 = format!("{}/media/ME1", app.twilio.uri());
+    let m2 = format!("{}/media/ME2", app.twilio.uri());
+    let m3 = format!("{}/media/ME3", app.twilio.uri());
+    let r = app
+        .signed_webhook(
+            "/webhooks/twilio/sms",
+            &[
+                ("MessageSid", "MM0700"),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", ALICE),
+                ("To", OUR_NUMBER),
+                ("Body", "Here is a photo"),
+                ("NumMedia", "3"),
+                ("MediaUrl0", &m1),
+                ("MediaContentType0", "image/png"),
+                ("MediaUrl1", &m2),
+                ("MediaContentType1", "application/zip"),
+                ("MediaUrl2", &m3),
+                ("MediaContentType2", "application/pdf"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The text is there at once.
+    let list = app.get("/api/issues", &app.admin_token).await;
+    let issue = list.body["issues"][0]["id"].as_i64().unwrap();
+    assert_eq!(
+        list.body["issues"][0]["last_message_preview"],
+        "Here is a photo"
+    );
+    app.eventually(15, "all three media to be handled", || async {
+        let m = timeline(&app, issue).await;
+        let msg = &m[0];
+        msg["attachments"].as_array().unwrap().len() == 2
+            && msg["refused_attachments"].as_array().unwrap().len() == 1
+    })
+    .await;
+    let msg = &timeline(&app, issue).await[0];
+    let refused = &msg["refused_attachments"][0];
+    assert!(
+        refused["reason"].as_str().unwrap().contains("zip"),
+        "{refused}"
+    );
+    let files = app
+        .get(
+            &format!("/api/issues/{issue}/attachments"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(files.status, StatusCode::OK);
+    assert_eq!(files.body["images"].as_array().unwrap().len(), 1);
+    assert_eq!(files.body["documents"].as_array().unwrap().len(), 1);
+    let image = &files.body["images"][0];
+    assert_eq!(image["content_type"], "image/png");
+    assert_eq!(image["size"], png.len());
+    let id = image["id"].as_i64().unwrap();
+    let (_, agent) = app.add_staff("Agent Files", "agent").await;
+    let dl = app
+        .http
+        .get(format!("{}/api/attachments/{id}", app.base))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dl.status(), StatusCode::OK);
+    assert_eq!(dl.headers()["content-type"], "image/png");
+    assert_eq!(dl.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        dl.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=")
+    );
+    assert_eq!(dl.bytes().await.unwrap().to_vec(), png);
+    let anon = app
+        .http
+        .get(format!("{}/api/attachments/{id}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let missing = app.get("/api/attachments/999999", &agent).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
 both_backends!(
     inbound_is_acknowledged_with_twiml_and_threaded,
     bad_signatures_are_refused_counted_and_logged,
@@ -577,4 +692,5 @@ both_backends!(
     stop_and_start_opt_out,
     fifty_concurrent_first_messages_make_one_issue,
     readyz_shows_a_failing_twilio_but_stays_ready,
+    mms_media_become_attachments,
 );

@@ -27,6 +27,9 @@ pub struct TestApp {
     pub db: TestStore,
     pub twilio: MockServer,
     pub http: reqwest::Client,
+    /// `attachments.dir`, kept until the test ends.
+    #[allow(dead_code)]
+    pub files: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -64,6 +67,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     config.twilio.auth_token = Some(Secret::new(AUTH_TOKEN));
     config.twilio.from = Some(OUR_NUMBER.to_string());
     config.twilio.api_base = twilio.uri();
+    let files = tempfile::tempdir().expect("attachments dir");
+    config.attachments.dir = files.path().to_path_buf();
     tweak(&mut config);
     let options = Options {
         outbox_base_backoff: Duration::from_millis(200),
@@ -89,6 +94,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         db,
         twilio,
         http: reqwest::Client::new(),
+        files,
         shutdown: Some(tx),
         handle: Some(handle),
     }

@@ -131,6 +131,7 @@ fn sms(from: &str, message_sid: &str, body: &str) -> Inbound {
         references: Vec::new(),
         is_automated: false,
         received_at: now(),
+        media: Vec::new(),
     }
 }
 
@@ -155,6 +156,7 @@ fn email(
         references: references.iter().map(|r| r.to_string()).collect(),
         is_automated: false,
         received_at: now(),
+        media: Vec::new(),
     }
 }
 

@@ -1,0 +1,114 @@
+//! Attachments: the files of an issue and their download (SPEC §3.4, §4).
+//! Staff only; files are always served as downloads with `nosniff`, so a
+//! customer's HTML file can never run in a staff member's browser.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiPath, ApiResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/issues/{id}/attachments", get(issue_files))
+        .route("/api/attachments/{id}", get(download))
+}
+
+async fn issue_files(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let (images, documents) = state.store.issue_attachments(id).await?;
+    Ok(Json(json!({ "images": images, "documents": documents })))
+}
+
+/// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266 / 5987).
+fn disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .filter(|c| *c != '"' && *c != '\\')
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    let (meta, sha) = state.store.attachment(id).await?;
+    let data = state.attachments.read(&sha).await.map_err(|e| {
+        tracing::error!(attachment_id = id, error = %e, "attachment file missing");
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the attachment's file is missing",
+        )
+    })?;
+    let content_type = HeaderValue::from_str(&meta.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let disposition = HeaderValue::from_str(&disposition(&meta.filename))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            ),
+        ],
+        Body::from(data),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disposition;
+
+    #[test]
+    fn dispositions_are_safe_headers() {
+        assert_eq!(
+            disposition("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+        );
+        let d = disposition("Résumé 2026.pdf");
+        assert!(
+            d.starts_with("attachment; filename=\"R_sum_ 2026.pdf\""),
+            "{d}"
+        );
+        assert!(
+            d.contains("filename*=UTF-8''R%C3%A9sum%C3%A9%202026.pdf"),
+            "{d}"
+        );
+    }
+}

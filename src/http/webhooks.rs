@@ -167,11 +167,7 @@ async fn sms(
             .map(|m| (m.url.clone(), m.content_type.clone()))
             .collect(),
     };
-    let opts = IngestOptions {
-        reopen_window: state.config.threading.reopen_window.0,
-        ack_words: state.config.threading.ack_words.clone(),
-        auto_resolve_acks: state.config.threading.auto_resolve_acks,
-    };
+    let opts = IngestOptions::from_config(&state.config);
     match state.store.ingest(&msg, &opts).await {
         Ok(outcome) => {
             state.health.success("twilio");

@@ -335,7 +335,8 @@ impl Outbox {
             message_id: &message_id,
             in_reply_to: parent,
             references: &references,
-            first_message: ctx.first_message,
+            first_message: ctx.first_message && !ctx.automatic,
+            automatic: ctx.automatic,
         })
         .map_err(|e| SendError::Permanent {
             code: "invalid_message".into(),

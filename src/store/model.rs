@@ -193,6 +193,33 @@ pub struct IngestOptions {
     pub reopen_window: std::time::Duration,
     pub ack_words: Vec<String>,
     pub auto_resolve_acks: bool,
+    /// SPEC §3.8: `(text, max_per_hour)` when auto-acknowledgement is on.
+    pub auto_ack: Option<(String, u32)>,
+    /// Our own addresses: never auto-acknowledged (no loops with ourselves).
+    pub own_addresses: Vec<String>,
+}
+
+impl IngestOptions {
+    /// The ingest options a configuration asks for.
+    pub fn from_config(c: &crate::config::Config) -> IngestOptions {
+        let mut own: Vec<String> = c.imap.iter().map(|m| m.address().to_lowercase()).collect();
+        if let Ok(m) = c.smtp.from.parse::<lettre::message::Mailbox>() {
+            own.push(m.email.to_string().to_lowercase());
+        }
+        if let Some(from) = &c.twilio.from {
+            own.push(from.clone());
+        }
+        IngestOptions {
+            reopen_window: c.threading.reopen_window.0,
+            ack_words: c.threading.ack_words.clone(),
+            auto_resolve_acks: c.threading.auto_resolve_acks,
+            auto_ack: c
+                .auto_ack
+                .enabled
+                .then(|| (c.auto_ack.text.clone(), c.auto_ack.max_per_hour)),
+            own_addresses: own,
+        }
+    }
 }
 
 /// What ingest did with a message.
@@ -330,6 +357,8 @@ pub struct EmailContext {
     pub parent: Option<(String, Option<String>)>,
     /// A staff-initiated issue's first message.
     pub first_message: bool,
+    /// Written by the system (an auto-acknowledgement), not a person.
+    pub automatic: bool,
 }
 
 /// Coalesced notification emails for one person and one issue.

@@ -1449,6 +1449,35 @@ pub async fn ingest(
         notify(c, event, issue_id, None, Some(message_id), &line, now).await?;
     }
 
+    // SPEC §3.8: one templated acknowledgement for a new issue, never to an
+    // automated sender or ourselves, at most `max_per_hour` per recipient.
+    if opened
+        && !msg.is_automated
+        && status != IssueStatus::Closed.as_str()
+        && domain::text::opt_keyword(&msg.body).is_none()
+        && !opts.own_addresses.iter().any(|a| a.eq_ignore_ascii_case(&contact.value))
+        && !(contact.opted_out && msg.channel == Channel::Sms)
+        && let Some((template, max_per_hour)) = &opts.auto_ack
+    {
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE kind = 'reply' AND author_type = 'system'
+             AND contact_value = $1 AND created_at > $2",
+        )
+        .bind(&contact.value)
+        .bind(now - chrono::Duration::hours(1))
+        .fetch_one(&mut *c)
+        .await?;
+        if recent < i64::from(*max_per_hour) {
+            let text = template.replace("{issue}", &issue_id.to_string());
+            let mut ack = NewMessage::base(issue_id, MessageKind::Reply, &text, now);
+            ack.channel = Some(msg.channel);
+            ack.contact_value = Some(&contact.value);
+            ack.delivery_status = Some(DeliveryStatus::Queued);
+            let ack_id = insert_message(c, &ack).await?;
+            enqueue(c, msg.channel.as_str(), ack_id, now).await?;
+        }
+    }
+
     // SPEC §3.6: STOP / START.
     if msg.channel == Channel::Sms
         && let Some(k) = domain::text::opt_keyword(&msg.body)
@@ -2154,7 +2183,8 @@ pub async fn jobs(c: &mut Conn) -> Result<Vec<JobState>, StoreError> {
 
 pub async fn email_context(c: &mut Conn, message_id: i64) -> Result<Option<EmailContext>, StoreError> {
     let Some(r) = sqlx::query(
-        "SELECT m.issue_id, m.external_id, i.subject, i.mailbox FROM messages m JOIN issues i ON i.id = m.issue_id
+        "SELECT m.issue_id, m.external_id, m.author_type, i.subject, i.mailbox FROM messages m
+         JOIN issues i ON i.id = m.issue_id
          WHERE m.id = $1",
     )
     .bind(message_id)
@@ -2189,6 +2219,7 @@ pub async fn email_context(c: &mut Conn, message_id: i64) -> Result<Option<Email
         external_id: r.try_get("external_id")?,
         parent,
         first_message: earlier == 0,
+        automatic: r.try_get::<String, _>("author_type")? == "system",
     }))
 }
 

@@ -683,6 +683,84 @@ async fn mms_media_become_attachments(b: Backend) {
     app.stop().await;
 }
 
+async fn auto_acknowledgements_are_rate_limited(b: Backend) {
+    let app = crate::spawn::spawn_app_with(b, |c| {
+        c.auto_ack.enabled = true;
+        c.auto_ack.max_per_hour = 2;
+    })
+    .await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"sid": "SMack", "status": "queued"})),
+        )
+        .mount(&app.twilio)
+        .await;
+    let mut issues = Vec::new();
+    for round in 0..3 {
+        let issue = app
+            .sms_issue(
+                &format!("SM08{round}0"),
+                ALICE,
+                &format!("Problem number {round}"),
+            )
+            .await;
+        // A follow-up on the same issue is not acknowledged again.
+        assert_eq!(
+            app.sms(&format!("SM08{round}1"), ALICE, "more details")
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.post(
+                &format!("/api/issues/{issue}/resolve"),
+                &app.admin_token,
+                json!({})
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+        issues.push(issue);
+    }
+    app.eventually(10, "two acknowledgements to be sent", || async {
+        app.twilio
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .len()
+            >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = app.twilio.received_requests().await.unwrap();
+    assert_eq!(
+        sent.len(),
+        2,
+        "at most max_per_hour acknowledgements per recipient"
+    );
+    let body = String::from_utf8_lossy(&sent[0].body).to_string();
+    assert!(
+        body.contains(&format!("reference+%23{}", issues[0])),
+        "{body}"
+    );
+    let first = timeline(&app, issues[0]).await;
+    let ack = first
+        .iter()
+        .find(|m| m["kind"] == "reply")
+        .expect("the acknowledgement is on the timeline");
+    assert_eq!(ack["author"]["type"], "system");
+    assert_eq!(first.iter().filter(|m| m["kind"] == "reply").count(), 1);
+    assert!(
+        !timeline(&app, issues[2])
+            .await
+            .iter()
+            .any(|m| m["kind"] == "reply")
+    );
+    app.stop().await;
+}
+
 both_backends!(
     inbound_is_acknowledged_with_twiml_and_threaded,
     bad_signatures_are_refused_counted_and_logged,
@@ -693,4 +771,5 @@ both_backends!(
     fifty_concurrent_first_messages_make_one_issue,
     readyz_shows_a_failing_twilio_but_stays_ready,
     mms_media_become_attachments,
+    auto_acknowledgements_are_rate_limited,
 );

@@ -109,6 +109,8 @@ fn ingest_options() -> IngestOptions {
             .map(String::from)
             .to_vec(),
         auto_resolve_acks: false,
+        auto_ack: None,
+        own_addresses: Vec::new(),
     }
 }
 

@@ -94,6 +94,9 @@ pub struct ReplyMail<'a> {
     pub references: &'a [String],
     /// A staff-initiated first message: `<subject> [#N]`, no `Re:`.
     pub first_message: bool,
+    /// An auto-acknowledgement: marked `Auto-Submitted: auto-replied` so
+    /// the customer's autoresponder does not answer it.
+    pub automatic: bool,
 }
 
 /// Builds a customer reply. Human replies never carry `Auto-Submitted`.
@@ -128,7 +131,19 @@ pub fn build_reply(r: &ReplyMail<'_>) -> Result<Message, String> {
         // One call with the whole list: a second call would replace it.
         b = b.references(refs.join(" "));
     }
-    b.body(r.body.to_string()).map_err(|e| e.to_string())
+    let mut msg = b.body(r.body.to_string()).map_err(|e| e.to_string())?;
+    if r.automatic {
+        let headers = msg.headers_mut();
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-replied".into(),
+        ));
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+            "All".into(),
+        ));
+    }
+    Ok(msg)
 }
 
 /// A staff notification (SPEC §5): automated, never auto-replied to.
@@ -269,6 +284,7 @@ mod tests {
             in_reply_to: Some("cust2@example.com"),
             references: &refs,
             first_message: false,
+            automatic: false,
         })
         .unwrap();
         let text = formatted(&m);

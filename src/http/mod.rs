@@ -11,6 +11,7 @@ pub mod files;
 pub mod health;
 pub mod issues;
 pub mod notifications;
+pub mod openapi;
 pub mod people;
 pub mod webhooks;
 
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(people::router())
         .merge(notifications::router())
         .merge(files::router())
+        .merge(openapi::router())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .merge(webhooks::router())
         .merge(health::router())

@@ -23,6 +23,7 @@ mod issues_api;
 mod jobs;
 mod merge;
 mod notifications;
+mod openapi;
 mod sms;
 mod smtp_sink;
 mod spawn;

@@ -14,7 +14,9 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 
 /// (method, path, summary, admin only, request body schema, success status)
-pub const ROUTES: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
+pub type Route = (&'static str, &'static str, &'static str, bool, Option<&'static str>, u16);
+
+pub const ROUTES: &[Route] = &[
     (
         "get",
         "/api/issues",

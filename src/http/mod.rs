@@ -6,6 +6,7 @@
 //! `store/`.
 
 pub mod auth;
+pub mod broadcasts;
 pub mod error;
 pub mod files;
 pub mod health;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(files::router())
         .merge(openapi::router())
+        .merge(broadcasts::router())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .merge(webhooks::router())
         .merge(health::router())

@@ -98,6 +98,9 @@ impl Outbox {
         if job.kind == "media" {
             return self.process_media(job).await;
         }
+        if job.kind == "broadcast" {
+            return self.process_broadcast(job).await;
+        }
         let result = match job.channel {
             Channel::Sms => self.send_sms(&job).await,
             Channel::Email => self.send_email(&job).await,
@@ -271,6 +274,128 @@ impl Outbox {
         };
         if let Err(e) = recorded {
             tracing::error!(error = %e, "outbox: could not record a media outcome");
+        }
+    }
+
+    /// Sends one broadcast delivery over the recipient's channel.
+    async fn process_broadcast(&self, job: OutboxJob) {
+        let recipient_id = job
+            .payload
+            .as_ref()
+            .and_then(|p| p["recipient_id"].as_i64())
+            .unwrap_or(0);
+        let delivery = match self.store.broadcast_delivery(recipient_id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                let _ = self
+                    .store
+                    .outbox_finish_plain(&job, Some("recipient no longer exists"))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "broadcast: could not load the recipient");
+                return;
+            }
+        };
+        let result: Result<String, SendError> = match delivery.channel {
+            Channel::Sms => match (&self.twilio, &self.sender) {
+                (Some(client), Some(sender)) => client
+                    .send(&delivery.contact, sender, &delivery.body, None)
+                    .await
+                    .map(|s| s.sid),
+                _ => Err(SendError::Permanent {
+                    code: "channel_unavailable".into(),
+                    message: "the SMS channel is not configured".into(),
+                }),
+            },
+            Channel::Email => match &self.email {
+                Some(email) => {
+                    use crate::channels::email::smtp::{
+                        NotificationMail, build_notification, domain_of,
+                    };
+                    let from = email
+                        .mailboxes
+                        .first()
+                        .map(|(_, a)| a.clone())
+                        .unwrap_or_else(|| email.default_from.clone());
+                    let id = format!(
+                        "b{}.{:016x}@{}",
+                        delivery.recipient_id,
+                        rand::random::<u64>(),
+                        domain_of(&from)
+                    );
+                    let subject = delivery
+                        .subject
+                        .clone()
+                        .unwrap_or_else(|| "An announcement".to_string());
+                    match build_notification(&NotificationMail {
+                        from: &from,
+                        to: &delivery.contact,
+                        to_name: None,
+                        subject: &subject,
+                        body: &delivery.body,
+                        unsubscribe_url: &format!("mailto:{from}?subject=unsubscribe"),
+                        message_id: &id,
+                    }) {
+                        Ok(msg) => email.smtp.send(msg).await.map(|_| id),
+                        Err(e) => Err(SendError::Permanent {
+                            code: "invalid_message".into(),
+                            message: e,
+                        }),
+                    }
+                }
+                None => Err(SendError::Permanent {
+                    code: "channel_unavailable".into(),
+                    message: "outbound email is not configured".into(),
+                }),
+            },
+        };
+        let recorded = match result {
+            Ok(external_id) => {
+                self.metrics.outbox_result("broadcast", "sent");
+                let _ = self
+                    .store
+                    .finish_broadcast_recipient(recipient_id, "sent", None, Some(&external_id))
+                    .await;
+                self.store.outbox_finish_plain(&job, None).await
+            }
+            Err(SendError::Retryable {
+                message,
+                retry_after,
+                ..
+            }) if job.attempts < MAX_ATTEMPTS => {
+                self.metrics.outbox_result("broadcast", "retry");
+                let delay = retry_after
+                    .unwrap_or_else(|| backoff(self.base_backoff, self.max_backoff, job.attempts));
+                let next = crate::store::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+                self.store.outbox_retry(&job, next, &message).await
+            }
+            Err(SendError::Retryable { code, message, .. }) => {
+                self.metrics.outbox_result("broadcast", "failed");
+                let text = format!(
+                    "{}: {message}",
+                    code.unwrap_or_else(|| "retries_exhausted".into())
+                );
+                let _ = self
+                    .store
+                    .finish_broadcast_recipient(recipient_id, "failed", Some(&text), None)
+                    .await;
+                self.store.outbox_finish_plain(&job, Some(&text)).await
+            }
+            Err(SendError::Permanent { code, message }) => {
+                self.metrics.outbox_result("broadcast", "failed");
+                let text = format!("{code}: {message}");
+                let _ = self
+                    .store
+                    .finish_broadcast_recipient(recipient_id, "failed", Some(&text), None)
+                    .await;
+                self.store.outbox_finish_plain(&job, Some(&text)).await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "outbox: could not record a broadcast outcome");
         }
     }
 

@@ -372,3 +372,40 @@ pub struct EmailBatch {
     pub texts: Vec<String>,
     pub attempts: i64,
 }
+
+/// One recipient of a broadcast.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+pub struct BroadcastRecipient {
+    pub id: i64,
+    pub customer_id: i64,
+    pub channel: Option<String>,
+    pub contact: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// A broadcast with its progress.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BroadcastView {
+    pub id: i64,
+    pub body: String,
+    pub subject: Option<String>,
+    pub created_by: i64,
+    pub created_at: DateTime<Utc>,
+    /// `sending` while any recipient is queued, else `done`.
+    pub status: &'static str,
+    pub total: i64,
+    pub counts: std::collections::BTreeMap<String, i64>,
+    pub recipients: Vec<BroadcastRecipient>,
+}
+
+/// What the worker needs to send to one recipient.
+#[derive(Debug, Clone)]
+pub struct BroadcastDelivery {
+    pub recipient_id: i64,
+    pub channel: Channel,
+    pub contact: String,
+    pub body: String,
+    pub subject: Option<String>,
+    pub status: String,
+}

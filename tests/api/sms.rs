@@ -761,6 +761,85 @@ async fn auto_acknowledgements_are_rate_limited(b: Backend) {
     app.stop().await;
 }
 
+async fn broadcasts_skip_opted_out_and_report_progress(b: Backend) {
+    let app = spawn_app(b).await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .and(body_string_contains("Body=We+are+closed+on+Monday"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"sid": "SMbc", "status": "queued"})),
+        )
+        .expect(2)
+        .mount(&app.twilio)
+        .await;
+    app.sms_issue("SM0900", ALICE, "hi").await;
+    app.sms_issue("SM0901", BOB, "hello").await;
+    app.sms_issue("SM0902", "+15550100103", "hey").await;
+    assert_eq!(
+        app.sms("SM0903", "+15550100103", "STOP").await.status,
+        StatusCode::OK
+    );
+    let (_, agent) = app.add_staff("Agent B", "agent").await;
+    let r = app
+        .post(
+            "/api/broadcasts",
+            &agent,
+            json!({"body": "We are closed on Monday", "customer_ids": "all"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post(
+            "/api/broadcasts",
+            &app.admin_token,
+            json!({"body": "We are closed on Monday", "customer_ids": "all"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["total"], 3);
+    assert_eq!(r.body["counts"]["skipped"], 1);
+    assert_eq!(r.body["counts"]["queued"], 2);
+    let skipped = r.body["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["status"] == "skipped")
+        .unwrap()
+        .clone();
+    assert_eq!(skipped["contact"], "+15550100103");
+    assert!(skipped["error"].as_str().unwrap().contains("opted out"));
+    let id = r.body["id"].as_i64().unwrap();
+    app.eventually(10, "the broadcast to finish", || async {
+        app.get(&format!("/api/broadcasts/{id}"), &app.admin_token)
+            .await
+            .body["status"]
+            == "done"
+    })
+    .await;
+    let done = app
+        .get(&format!("/api/broadcasts/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(done.body["counts"]["sent"], 2);
+    let bad = app
+        .post(
+            "/api/broadcasts",
+            &app.admin_token,
+            json!({"body": "x", "customer_ids": [999999]}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad = app
+        .post(
+            "/api/broadcasts",
+            &app.admin_token,
+            json!({"body": "x", "customer_ids": "some"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.twilio.verify().await;
+    app.stop().await;
+}
+
 both_backends!(
     inbound_is_acknowledged_with_twiml_and_threaded,
     bad_signatures_are_refused_counted_and_logged,
@@ -772,4 +851,5 @@ both_backends!(
     readyz_shows_a_failing_twilio_but_stays_ready,
     mms_media_become_attachments,
     auto_acknowledgements_are_rate_limited,
+    broadcasts_skip_opted_out_and_report_progress,
 );

@@ -166,6 +166,10 @@ async fn sms(
             .iter()
             .map(|m| (m.url.clone(), m.content_type.clone()))
             .collect(),
+        mailbox: None,
+        references_header: None,
+        referenced_issue: None,
+        is_bounce: false,
     };
     let opts = IngestOptions::from_config(&state.config);
     match state.store.ingest(&msg, &opts).await {

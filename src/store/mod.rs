@@ -1034,4 +1034,44 @@ impl Store {
         )
         .await)
     }
+
+    // ------------------------------------------------------------ mailboxes
+
+    /// (UIDVALIDITY, last ingested UID) of an IMAP mailbox.
+    pub async fn mailbox_cursor(&self, mailbox: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        read!(self, |c, q| q::mailbox_cursor(c, mailbox).await)
+    }
+
+    pub async fn set_mailbox_cursor(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        last_uid: i64,
+    ) -> Result<(), StoreError> {
+        let now = now();
+        write_tx!(self, |c, q| q::set_mailbox_cursor(
+            c,
+            mailbox,
+            uidvalidity,
+            last_uid,
+            now
+        )
+        .await)
+    }
+
+    /// Marks the reply a bounce names as failed.
+    pub async fn bounce_reply(
+        &self,
+        original_message_id: &str,
+        code: &str,
+        text: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        write_tx!(self, |c, q| q::bounce_reply(
+            c,
+            original_message_id,
+            code,
+            text
+        )
+        .await)
+    }
 }

@@ -185,6 +185,15 @@ pub struct Inbound {
     pub received_at: DateTime<Utc>,
     /// Media to fetch in the background (MMS): (url, content type).
     pub media: Vec<(String, String)>,
+    /// The IMAP mailbox (config name) an email came in on.
+    pub mailbox: Option<String>,
+    /// The raw `References` header, kept for threading our replies.
+    pub references_header: Option<String>,
+    /// An issue named by one of our own Message-IDs in the references,
+    /// for when the referenced message itself is not stored.
+    pub referenced_issue: Option<i64>,
+    /// A bounce (recorded as a `bounce` event rather than `auto_reply`).
+    pub is_bounce: bool,
 }
 
 /// The threading options of the configuration that ingest needs.

@@ -578,6 +578,8 @@ pub struct NewMessage<'a> {
     pub event_type: Option<EventType>,
     pub event_actor_id: Option<i64>,
     pub created_at: DateTime<Utc>,
+    pub references_header: Option<&'a str>,
+    pub mailbox: Option<&'a str>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -599,6 +601,8 @@ impl<'a> NewMessage<'a> {
             event_type: None,
             event_actor_id: None,
             created_at: now,
+            references_header: None,
+            mailbox: None,
         }
     }
 }
@@ -607,8 +611,9 @@ pub async fn insert_message(c: &mut Conn, m: &NewMessage<'_>) -> Result<i64, Sto
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (issue_id, kind, channel, author_type, author_id, author_name, body,
                                html, raw, external_id, threading_rule, contact_value,
-                               delivery_status, event_type, event_actor_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                               delivery_status, event_type, event_actor_id, created_at,
+                               references_header, mailbox)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          RETURNING id",
     )
     .bind(m.issue_id)
@@ -627,6 +632,8 @@ pub async fn insert_message(c: &mut Conn, m: &NewMessage<'_>) -> Result<i64, Sto
     .bind(m.event_type.map(|e| e.as_str()))
     .bind(m.event_actor_id)
     .bind(m.created_at)
+    .bind(m.references_header)
+    .bind(m.mailbox)
     .fetch_one(&mut *c)
     .await?;
     stream_event(c, "message", None, Some(m.issue_id), Some(id), m.created_at).await?;
@@ -1298,7 +1305,13 @@ pub async fn ingest(
         .fetch_one(&mut *c)
         .await?;
     // Rules 3–5: gather the facts, let the domain decide.
-    let by_reference = issue_by_reference(c, msg.channel, &msg.references).await?;
+    let by_reference = match issue_by_reference(c, msg.channel, &msg.references).await? {
+        Some(r) => Some(r),
+        None => match msg.referenced_issue {
+            Some(id) => issue_ref(c, id).await?,
+            None => None,
+        },
+    };
     let by_token = match msg.subject.as_deref().map(domain::text::subject_tokens) {
         Some(tokens) if !tokens.is_empty() => issue_ref(c, tokens[0]).await?,
         _ => None,
@@ -1337,6 +1350,8 @@ pub async fn ingest(
     m.raw = msg.raw.as_deref();
     m.external_id = Some(&msg.external_id);
     m.contact_value = Some(&contact.value);
+    m.references_header = msg.references_header.as_deref();
+    m.mailbox = msg.mailbox.as_deref();
 
     let mut opened = false;
     let (issue_id, rule) = match placement {
@@ -1344,9 +1359,10 @@ pub async fn ingest(
         domain::Placement::RecordAutomated { issue_id } => {
             m.issue_id = issue_id;
             m.kind = MessageKind::Event;
-            m.event_type = Some(EventType::AutoReply);
+            m.event_type = Some(if msg.is_bounce { EventType::Bounce } else { EventType::AutoReply });
             let text = format!(
-                "Automatic reply received{}",
+                "{}{}",
+                if msg.is_bounce { "Delivery failure report received" } else { "Automatic reply received" },
                 msg.subject.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
             );
             m.body = &text;
@@ -1376,8 +1392,8 @@ pub async fn ingest(
             let ack_only = domain::text::is_ack_only(&msg.body, &opts.ack_words);
             let issue_id: i64 = sqlx::query_scalar(
                 "INSERT INTO issues (customer_id, channel, subject, status, previous_issue_id,
-                                     ack_only, created_at, updated_at, last_message_at)
-                 VALUES ($1, $2, $3, 'unassigned', $4, $5, $6, $6, $6) RETURNING id",
+                                     ack_only, created_at, updated_at, last_message_at, mailbox)
+                 VALUES ($1, $2, $3, 'unassigned', $4, $5, $6, $6, $6, $7) RETURNING id",
             )
             .bind(customer_id)
             .bind(msg.channel.as_str())
@@ -1385,6 +1401,7 @@ pub async fn ingest(
             .bind(previous_issue_id)
             .bind(ack_only)
             .bind(now)
+            .bind(msg.mailbox.as_deref())
             .fetch_one(&mut *c)
             .await
             .map_err(StoreError::retry_on_unique)?;
@@ -2759,4 +2776,63 @@ pub async fn finish_broadcast_recipient(
         .execute(&mut *c)
         .await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------- mailboxes
+
+pub async fn mailbox_cursor(c: &mut Conn, mailbox: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_cursors WHERE mailbox = $1")
+        .bind(mailbox)
+        .fetch_optional(&mut *c)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some((r.try_get("uidvalidity")?, r.try_get("last_uid")?))),
+    }
+}
+
+pub async fn set_mailbox_cursor(
+    c: &mut Conn,
+    mailbox: &str,
+    uidvalidity: i64,
+    last_uid: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO mailbox_cursors (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,
+                                             updated_at = excluded.updated_at",
+    )
+    .bind(mailbox)
+    .bind(uidvalidity)
+    .bind(last_uid)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// A bounce of one of our replies: marks that reply failed with the DSN's
+/// status and diagnostic. Returns the reply's issue, if it was ours.
+pub async fn bounce_reply(
+    c: &mut Conn,
+    original_message_id: &str,
+    code: &str,
+    text: &str,
+) -> Result<Option<i64>, StoreError> {
+    let Some(id) = reply_by_external_id(c, Channel::Email, original_message_id).await? else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE messages SET delivery_status = 'failed', delivery_error_code = $2, delivery_error_message = $3
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(code)
+    .bind(text)
+    .execute(&mut *c)
+    .await?;
+    let issue_id: i64 = sqlx::query_scalar("SELECT issue_id FROM messages WHERE id = $1").bind(id).fetch_one(&mut *c).await?;
+    stream_event(c, "message", None, Some(issue_id), Some(id), crate::store::now()).await?;
+    Ok(Some(issue_id))
 }

@@ -231,7 +231,21 @@ async fn email_tickets_and_replies_thread(b: Backend) {
         got[1].header("Subject").unwrap(),
         format!("Re: Your order [#{issue}]")
     );
-    // The replies show as sent, with our Message-ID stored.
+    // The replies show as sent, with our Message-ID stored (recorded right
+    // after the server accepted them).
+    app.eventually(10, "both replies to be recorded as sent", || async {
+        let msgs = app
+            .get(&format!("/api/issues/{issue}/messages"), &app.admin_token)
+            .await;
+        msgs.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == "reply" && m["delivery"]["status"] == "sent")
+            .count()
+            == 2
+    })
+    .await;
     let msgs = app
         .get(&format!("/api/issues/{issue}/messages"), &app.admin_token)
         .await;

@@ -17,6 +17,7 @@ macro_rules! both_backends {
     };
 }
 
+mod email_in;
 mod email_out;
 mod helpers;
 mod issues_api;

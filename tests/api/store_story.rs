@@ -134,6 +134,10 @@ fn sms(from: &str, message_sid: &str, body: &str) -> Inbound {
         is_automated: false,
         received_at: now(),
         media: Vec::new(),
+        mailbox: None,
+        references_header: None,
+        referenced_issue: None,
+        is_bounce: false,
     }
 }
 
@@ -159,6 +163,10 @@ fn email(
         is_automated: false,
         received_at: now(),
         media: Vec::new(),
+        mailbox: None,
+        references_header: None,
+        referenced_issue: None,
+        is_bounce: false,
     }
 }
 

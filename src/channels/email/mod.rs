@@ -1,4 +1,6 @@
 //! The email channel: SMTP out (replies, notifications). IMAP ingest and
 //! MIME parsing land here next.
 
+pub mod ingest;
+pub mod parse;
 pub mod smtp;

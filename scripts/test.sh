@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit, property, store conformance (SQLite and
-# PostgreSQL) and end-to-end tests. Installs and starts what the tests need
-# when it is missing, so it works on a fresh machine (run as root there).
+# PostgreSQL) and end-to-end tests, then checks the systemd unit
+# (deploy/check-unit.sh). Installs and starts what the tests need when it is
+# missing, so it works on a fresh machine (run as root there).
 #
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh store_     # only tests whose name matches
@@ -69,8 +70,20 @@ ensure_smtp_sink() {
     fi
 }
 
+# systemd-analyze checks the unit in deploy/; it needs no running systemd.
+ensure_systemd_analyze() {
+    if ! command -v systemd-analyze >/dev/null; then
+        log "installing systemd (for systemd-analyze)"
+        apt_install systemd
+    fi
+}
+
 ensure_postgres
 ensure_smtp_sink
+ensure_systemd_analyze
 
 log "cargo test"
 cargo test --all-targets --locked -- "$@"
+
+log "deploy/check-unit.sh"
+bash deploy/check-unit.sh

@@ -25,6 +25,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::Store;
+use crate::systemd;
 
 /// The e-mail of the admin created on an empty database.
 pub const FIRST_ADMIN_EMAIL: &str = "admin@localhost";
@@ -74,6 +75,7 @@ impl Application {
     pub async fn build(config: Config, options: Options) -> anyhow::Result<Application> {
         install_crypto_provider();
         let config = Arc::new(config);
+        systemd::status("starting: opening the database");
         let store = Store::connect(&config.database.url, config.database.max_connections)
             .await
             .with_context(|| {
@@ -83,6 +85,7 @@ impl Application {
                 )
             })?;
         if config.database.auto_migrate {
+            systemd::status("starting: applying database migrations");
             store.migrate().await.context("applying migrations")?;
         } else if !store.is_migrated().await? {
             anyhow::bail!(
@@ -133,6 +136,7 @@ impl Application {
             health.register("smtp");
         }
         let wake = Arc::new(Notify::new());
+        systemd::status("starting: binding listeners");
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -172,6 +176,7 @@ impl Application {
             }),
             base_backoff: options.outbox_base_backoff,
             max_backoff: options.outbox_max_backoff,
+            heartbeat: systemd::Heartbeat::new(),
         };
         let state = AppState {
             store: store.clone(),
@@ -276,8 +281,14 @@ impl Application {
             .await
         });
         tracing::info!("listening on {addr}");
+        systemd::ready(addr);
+        let workers = vec![("outbox", self.outbox.heartbeat.clone())];
+        if let Some(watchdog) = systemd::Watchdog::from_env(self.store.clone(), workers) {
+            tracker.spawn(watchdog.run(cancel.child_token()));
+        }
 
         shutdown.await;
+        systemd::stopping();
         tracing::info!("shutting down: no new requests; finishing in-flight work");
         cancel.cancel();
         tracker.close();

@@ -207,7 +207,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // Before anything that takes time, so SIGTERM is never lost.
     let shutdown = crate::app::shutdown_signal();
-    let app = Application::build(config, Options::default()).await?;
+    let app = Application::build(config, Options::default())
+        .await
+        .inspect_err(|e| crate::systemd::status(&format!("start-up failed: {e:#}")))?;
     if let Some(token) = &app.first_admin_token {
         let mut out = std::io::stdout().lock();
         writeln!(out, "admin token: {token}")?;

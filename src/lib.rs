@@ -15,4 +15,5 @@ pub mod notify;
 pub mod outbox;
 pub mod schedule;
 pub mod store;
+pub mod systemd;
 pub mod token;

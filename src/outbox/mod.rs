@@ -44,6 +44,9 @@ pub struct Outbox {
     /// First retry delay; doubles per attempt up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+    /// Bumped every loop and every item, so the systemd watchdog can tell a
+    /// stuck or dead worker from an idle one.
+    pub heartbeat: crate::systemd::Heartbeat,
 }
 
 /// What sending email replies needs.
@@ -75,6 +78,7 @@ impl Outbox {
                 if shutdown.is_cancelled() {
                     break;
                 }
+                self.heartbeat.beat();
                 match self.store.claim_outbox(LEASE).await {
                     Ok(Some(job)) => self.process(job).await,
                     Ok(None) => break,

@@ -7,13 +7,18 @@ use std::time::{Duration, Instant};
 
 use switchboard::channels::sms::twilio;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
-fn cmd(dir: &std::path::Path) -> Command {
+pub(crate) fn cmd(dir: &std::path::Path) -> Command {
     switchboard::app::install_crypto_provider();
     let mut c = Command::new(BIN);
     c.current_dir(dir)
         .env_remove("RUST_LOG")
+        // Never talk to a systemd that runs the test suite itself; the
+        // systemd tests set their own socket.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .env(
             "SWITCHBOARD__DATABASE__URL",
             format!("sqlite://{}", dir.join("sb.db").display()),
@@ -143,17 +148,17 @@ fn check_config_names_the_bad_key_and_fails() {
 }
 
 /// A running `serve`: its address and the lines it printed so far.
-struct Served {
-    child: Child,
-    addr: String,
-    token: Option<String>,
-    stdout: std::sync::mpsc::Receiver<String>,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) token: Option<String>,
+    pub(crate) stdout: std::sync::mpsc::Receiver<String>,
 }
 
 // The child is waited on by `terminate`, `kill` or `Drop for Served`; only
 // a failed start (which fails the test) leaves it to the OS.
 #[allow(clippy::zombie_processes)]
-fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Served {
+pub(crate) fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Served {
     let mut c = cmd(dir);
     c.env("SWITCHBOARD__LOGGING__FORMAT", "json");
     for (k, v) in extra_env {
@@ -207,7 +212,7 @@ impl Drop for Served {
     }
 }
 
-fn terminate(mut s: Served) -> std::process::ExitStatus {
+pub(crate) fn terminate(mut s: Served) -> std::process::ExitStatus {
     let pid = s.child.id().to_string();
     assert!(
         Command::new("kill")

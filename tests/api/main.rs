@@ -29,3 +29,4 @@ mod sms;
 mod smtp_sink;
 mod spawn;
 mod store_story;
+mod systemd;

@@ -81,6 +81,8 @@ ensure_systemd_analyze() {
 ensure_postgres
 ensure_smtp_sink
 ensure_systemd_analyze
+# The IMAP tests start private Dovecot instances (scripts/dovecot.sh).
+log "dovecot: $(bash scripts/dovecot.sh install 2>&1 | tail -n 1)"
 
 log "cargo test"
 cargo test --all-targets --locked -- "$@"

@@ -248,6 +248,22 @@ impl Application {
                 .run(cancel.child_token()),
             );
         }
+        if !self.state.config.imap.is_empty() {
+            let sink = Arc::new(crate::channels::email::ingest::MailIngest {
+                store: self.store.clone(),
+                attachments: self.state.attachments.clone(),
+                options: crate::store::IngestOptions::from_config(&self.state.config),
+                metrics: self.state.metrics.clone(),
+            });
+            for mailbox in &self.state.config.imap {
+                let worker = crate::channels::email::imap::Mailbox::new(
+                    mailbox.clone(),
+                    sink.clone(),
+                    self.state.health.clone(),
+                );
+                tracker.spawn(worker.run(cancel.child_token()));
+            }
+        }
         crate::schedule::Scheduler {
             store: self.store.clone(),
             jobs: crate::schedule::jobs(&self.state.config),

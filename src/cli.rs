@@ -77,6 +77,12 @@ fn init_logging(config: &Config, to_stdout: bool) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.logging.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // async-imap logs every command at trace level, LOGIN's password
+    // included: never let that through, whatever level ops choose.
+    let filter = match crate::channels::email::imap::LOG_FILTER_GUARD.parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     use std::io::IsTerminal;
     let ansi = if to_stdout {
         std::io::stdout().is_terminal()

@@ -17,9 +17,12 @@ macro_rules! both_backends {
     };
 }
 
+mod dovecot;
 mod email_in;
 mod email_out;
 mod helpers;
+mod imap;
+mod imap_e2e;
 mod issues_api;
 mod jobs;
 mod merge;

@@ -260,3 +260,48 @@ impl MailIngest {
         }
     }
 }
+
+/// The IMAP worker's sink: ingest into the store, cursors in the database.
+impl super::imap::MailSink for MailIngest {
+    fn ingest(
+        &self,
+        mailbox: &str,
+        uid: u32,
+        raw: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send {
+        let this = self.clone();
+        let mailbox = mailbox.to_string();
+        async move { MailIngest::ingest(&this, &mailbox, uid, raw).await }
+    }
+
+    fn cursor(
+        &self,
+        mailbox: &str,
+    ) -> impl std::future::Future<Output = Result<Option<(u32, u32)>, String>> + Send {
+        let store = self.store.clone();
+        let mailbox = mailbox.to_string();
+        async move {
+            let c = store
+                .mailbox_cursor(&mailbox)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(c.and_then(|(v, u)| Some((u32::try_from(v).ok()?, u32::try_from(u).ok()?))))
+        }
+    }
+
+    fn set_cursor(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send {
+        let store = self.store.clone();
+        let mailbox = mailbox.to_string();
+        async move {
+            store
+                .set_mailbox_cursor(&mailbox, i64::from(uidvalidity), i64::from(last_uid))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}

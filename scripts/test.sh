@@ -63,11 +63,18 @@ ensure_postgres() {
 }
 
 ensure_smtp_sink() {
-    # The tests' SMTP server is Python's aiosmtpd (tests/support/smtp_sink.py).
-    if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
-        log "installing aiosmtpd (the tests' SMTP server)"
-        python3 -m pip install -q aiosmtpd >/dev/null 2>&1 || python3 -m pip install -q --break-system-packages aiosmtpd
-    fi
+    # The tests' SMTP server is Python's aiosmtpd (tests/support/smtp_sink.py);
+    # /metrics is checked with the Prometheus project's own Python parser
+    # (tests/support/prom_parse.py).
+    local module package
+    for module in aiosmtpd:aiosmtpd prometheus_client:prometheus_client; do
+        package=${module#*:}
+        module=${module%%:*}
+        if ! python3 -c "import $module" >/dev/null 2>&1; then
+            log "installing $package (for the tests)"
+            python3 -m pip install -q "$package" >/dev/null 2>&1 || python3 -m pip install -q --break-system-packages "$package"
+        fi
+    done
 }
 
 # systemd-analyze checks the unit in deploy/; it needs no running systemd.

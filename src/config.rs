@@ -726,12 +726,15 @@ impl Default for ThreadingConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationsConfig {
     pub email_coalesce: Dur,
+    /// In-app notifications older than this are deleted, read or not.
+    pub retention: Dur,
 }
 
 impl Default for NotificationsConfig {
     fn default() -> Self {
         NotificationsConfig {
             email_coalesce: Dur::from_secs(120),
+            retention: Dur::from_secs(30 * 86_400),
         }
     }
 }
@@ -1125,6 +1128,12 @@ impl Config {
                 "must be longer than 0s (use \"\" to turn auto-close off)",
             ));
         }
+        if self.notifications.retention.0.is_zero() {
+            return Err(ConfigError::at(
+                "notifications.retention",
+                "must be longer than 0s",
+            ));
+        }
         if self.retention.raw_mail.is_some_and(|d| d.0.is_zero()) {
             return Err(ConfigError::at(
                 "retention.raw_mail",
@@ -1410,6 +1419,10 @@ impl Config {
         out.kv(
             "email_coalesce",
             quote(&self.notifications.email_coalesce.to_string()),
+        );
+        out.kv(
+            "retention",
+            quote(&self.notifications.retention.to_string()),
         );
 
         out.section("escalation");

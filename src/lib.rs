@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod reload;
 pub mod schedule;
 pub mod store;
 pub mod systemd;

@@ -72,3 +72,27 @@ impl Metrics {
         metrics::gauge!("switchboard_outbox_depth").set(depth as f64);
     }
 }
+
+/// One mail ingested from `mailbox`: how long it sat in the mailbox
+/// (IMAP INTERNALDATE to commit). A free function: the IMAP worker has no
+/// `Metrics` handle, and the recorder is global anyway.
+pub fn imap_fetched(mailbox: &str, lag: Duration) {
+    metrics::histogram!("switchboard_imap_fetch_lag_seconds", "mailbox" => mailbox.to_string())
+        .record(lag.as_secs_f64());
+}
+
+/// A successful fetch round on `mailbox`, as a Unix timestamp.
+pub fn imap_success(mailbox: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics::gauge!("switchboard_imap_last_success_timestamp_seconds", "mailbox" => mailbox.to_string())
+        .set(now.as_secs_f64());
+}
+
+/// From a notification's commit to its delivery (`in_app`: broadcast to
+/// the live stream; `email`: handed to SMTP, coalescing window included).
+pub fn notification_latency(channel: &str, elapsed: Duration) {
+    metrics::histogram!("switchboard_notification_latency_seconds", "channel" => channel.to_string())
+        .record(elapsed.as_secs_f64());
+}

@@ -1,7 +1,7 @@
 //! In-app notifications, preferences, watchers and the live stream (SPEC §4,
 //! §5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -215,13 +215,14 @@ async fn materialise(state: &AppState, me: &Staff, row: &StreamRow) -> Option<Ev
         .ok()
 }
 
-/// Sends every row after `last` from the database; returns the new `last`,
-/// or `None` when the client went away.
+/// Sends every row after `last` from the database, noting each id in
+/// `sent`; returns the new `last`, or `None` when the client went away.
 async fn replay(
     state: &AppState,
     me: &Staff,
     mut last: i64,
     out: &mpsc::Sender<Event>,
+    sent: &mut HashSet<i64>,
 ) -> Option<i64> {
     loop {
         let rows = state
@@ -234,6 +235,9 @@ async fn replay(
         }
         for row in rows {
             last = row.id;
+            if !sent.insert(row.id) {
+                continue;
+            }
             if let Some(ev) = materialise(state, me, &row).await {
                 out.send(ev).await.ok()?;
             }
@@ -258,14 +262,19 @@ async fn stream(
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         let work = async {
-            let mut last = replay(&state, &me, start, &tx).await?;
+            // The hub broadcasts each id once, but not always in id order
+            // (see `notify::stream`), so live rows are checked against what
+            // the replay sent rather than against the highest id.
+            let mut sent = HashSet::new();
+            let mut last = replay(&state, &me, start, &tx, &mut sent).await?;
             loop {
                 match live.recv().await {
                     Ok(row) => {
-                        if row.id <= last {
+                        // Each replayed id comes live at most once more.
+                        if sent.remove(&row.id) {
                             continue;
                         }
-                        last = row.id;
+                        last = last.max(row.id);
                         let visible = row.staff_id.is_none() || row.staff_id == Some(me.id);
                         if visible && let Some(ev) = materialise(&state, &me, &row).await {
                             tx.send(ev).await.ok()?;
@@ -273,7 +282,7 @@ async fn stream(
                     }
                     // Fell behind the hub: catch up from the database.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        last = replay(&state, &me, last, &tx).await?;
+                        last = replay(&state, &me, last, &tx, &mut sent).await?;
                     }
                     Err(broadcast::error::RecvError::Closed) => return None::<()>,
                 }

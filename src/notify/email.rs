@@ -114,6 +114,10 @@ impl EmailNotifier {
             Ok(()) => {
                 self.health.success("smtp");
                 tracing::info!(staff_id = batch.staff_id, issue_id = ?batch.issue_id, count = batch.ids.len(), "notification email sent");
+                if let Some(oldest) = batch.oldest {
+                    let age = (crate::store::now() - oldest).to_std().unwrap_or_default();
+                    crate::metrics::notification_latency("email", age);
+                }
                 self.store
                     .finish_notification_emails(&batch.ids, true, None, None)
                     .await
@@ -161,6 +165,7 @@ mod tests {
                 "[#42] Jane Doe wrote: hello??".into(),
             ],
             attempts: 0,
+            oldest: None,
         };
         let (subject, body) = compose(&batch, "https://sb.example.com");
         assert_eq!(subject, "[#42] New SMS from Jane Doe (and 2 more)");

@@ -105,6 +105,9 @@ impl Outbox {
         if job.kind == "broadcast" {
             return self.process_broadcast(job).await;
         }
+        if job.kind == "digest" {
+            return self.process_digest(job).await;
+        }
         let result = match job.channel {
             Channel::Sms => self.send_sms(&job).await,
             Channel::Email => self.send_email(&job).await,
@@ -313,47 +316,26 @@ impl Outbox {
                     message: "the SMS channel is not configured".into(),
                 }),
             },
-            Channel::Email => match &self.email {
-                Some(email) => {
-                    use crate::channels::email::smtp::{
-                        NotificationMail, build_notification, domain_of,
-                    };
-                    let from = email
-                        .mailboxes
-                        .first()
-                        .map(|(_, a)| a.clone())
-                        .unwrap_or_else(|| email.default_from.clone());
-                    let id = format!(
-                        "b{}.{:016x}@{}",
-                        delivery.recipient_id,
-                        rand::random::<u64>(),
-                        domain_of(&from)
-                    );
-                    let subject = delivery
-                        .subject
-                        .clone()
-                        .unwrap_or_else(|| "An announcement".to_string());
-                    match build_notification(&NotificationMail {
-                        from: &from,
-                        to: &delivery.contact,
-                        to_name: None,
-                        subject: &subject,
-                        body: &delivery.body,
-                        unsubscribe_url: &format!("mailto:{from}?subject=unsubscribe"),
-                        message_id: &id,
-                    }) {
-                        Ok(msg) => email.smtp.send(msg).await.map(|_| id),
-                        Err(e) => Err(SendError::Permanent {
-                            code: "invalid_message".into(),
-                            message: e,
-                        }),
-                    }
-                }
-                None => Err(SendError::Permanent {
-                    code: "channel_unavailable".into(),
-                    message: "outbound email is not configured".into(),
-                }),
-            },
+            Channel::Email => {
+                let subject = delivery
+                    .subject
+                    .clone()
+                    .unwrap_or_else(|| "An announcement".to_string());
+                let from = self
+                    .email
+                    .as_ref()
+                    .and_then(|e| e.mailboxes.first())
+                    .map(|(_, a)| a.clone());
+                self.send_plain_email(
+                    from,
+                    &delivery.contact,
+                    &subject,
+                    &delivery.body,
+                    &format!("b{}", delivery.recipient_id),
+                    None,
+                )
+                .await
+            }
         };
         let recorded = match result {
             Ok(external_id) => {
@@ -400,6 +382,97 @@ impl Outbox {
         };
         if let Err(e) = recorded {
             tracing::error!(error = %e, "outbox: could not record a broadcast outcome");
+        }
+    }
+
+    /// Sends one plain-text, automatically generated email (broadcasts,
+    /// digests) from `from` (default: the address of `smtp.from`); returns
+    /// the Message-ID it was given. `unsubscribe` defaults to a mailto: to
+    /// the sender.
+    async fn send_plain_email(
+        &self,
+        from: Option<String>,
+        to: &str,
+        subject: &str,
+        body: &str,
+        tag: &str,
+        unsubscribe: Option<&str>,
+    ) -> Result<String, SendError> {
+        use crate::channels::email::smtp::{NotificationMail, build_notification, domain_of};
+        let Some(email) = &self.email else {
+            return Err(SendError::Permanent {
+                code: "channel_unavailable".into(),
+                message: "outbound email is not configured".into(),
+            });
+        };
+        let from = from.unwrap_or_else(|| email.default_from.clone());
+        let id = format!("{tag}.{:016x}@{}", rand::random::<u64>(), domain_of(&from));
+        let mailto = format!("mailto:{from}?subject=unsubscribe");
+        let msg = build_notification(&NotificationMail {
+            from: &from,
+            to,
+            to_name: None,
+            subject,
+            body,
+            unsubscribe_url: unsubscribe.unwrap_or(&mailto),
+            message_id: &id,
+        })
+        .map_err(|e| SendError::Permanent {
+            code: "invalid_message".into(),
+            message: e,
+        })?;
+        email.smtp.send(msg).await.map(|_| id)
+    }
+
+    /// Sends one staff member's digest (queued by the digest job).
+    async fn process_digest(&self, job: OutboxJob) {
+        let p = job.payload.clone().unwrap_or_default();
+        let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+        let staff_id = p["staff_id"].as_i64().unwrap_or(0);
+        let result = self
+            .send_plain_email(
+                None,
+                &text("to"),
+                &text("subject"),
+                &text("body"),
+                &format!("digest{staff_id}"),
+                p["unsubscribe"].as_str(),
+            )
+            .await;
+        let recorded = match result {
+            Ok(id) => {
+                self.metrics.outbox_result("digest", "sent");
+                tracing::info!(staff_id, message_id = %id, "digest sent");
+                self.store.outbox_finish_plain(&job, None).await
+            }
+            Err(SendError::Retryable {
+                message,
+                retry_after,
+                ..
+            }) if job.attempts < MAX_ATTEMPTS => {
+                self.metrics.outbox_result("digest", "retry");
+                tracing::info!(staff_id, %message, "digest will be retried");
+                let delay = retry_after
+                    .unwrap_or_else(|| backoff(self.base_backoff, self.max_backoff, job.attempts));
+                let next = crate::store::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+                self.store.outbox_retry(&job, next, &message).await
+            }
+            Err(e) => {
+                self.metrics.outbox_result("digest", "failed");
+                let text = match e {
+                    SendError::Permanent { code, message } => format!("{code}: {message}"),
+                    SendError::Retryable { code, message, .. } => format!(
+                        "{}: {message}",
+                        code.unwrap_or_else(|| "retries_exhausted".into())
+                    ),
+                };
+                tracing::warn!(staff_id, error = %text, "digest failed");
+                self.store.outbox_finish_plain(&job, Some(&text)).await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "outbox: could not record a digest outcome");
         }
     }
 

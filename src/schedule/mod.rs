@@ -1,4 +1,4 @@
-//! Scheduled jobs (SPEC §6): escalation, auto-close, retention and
+//! Scheduled jobs (SPEC §6): escalation, auto-close, digest, retention and
 //! housekeeping, each on its own cron schedule.
 //!
 //! Every job runs in its own task: compute the next tick from the cron
@@ -10,8 +10,8 @@
 //! overlaps itself. A failing run is logged, counted and shown in
 //! `/readyz`; the next tick runs as usual.
 //!
-//! Not built: the daily digest (it is an email and needs the SMTP sender);
-//! a configured `digest.schedule` is reported at start-up and ignored.
+//! The digest job only queues one outbox item per person; the outbox
+//! worker sends them through SMTP with its usual retry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,16 +26,29 @@ use crate::store::Store;
 
 /// How long a claimed run may take before another instance may take over.
 const LEASE: Duration = Duration::from_secs(600);
-/// Read notifications and delivered outbox rows are kept this long.
+/// Delivered outbox rows are kept this long.
 const KEEP_FINISHED: chrono::Duration = chrono::Duration::days(30);
 
 /// What a job does.
 #[derive(Debug, Clone)]
 pub enum Task {
-    Escalation { after: Dur },
-    AutoClose { after: Dur },
-    Retention { raw_mail: Dur },
-    Housekeeping,
+    Escalation {
+        after: Dur,
+    },
+    AutoClose {
+        after: Dur,
+    },
+    Retention {
+        raw_mail: Dur,
+    },
+    /// `public_url` is for the links in the email.
+    Digest {
+        public_url: String,
+    },
+    /// `notifications`: how long in-app notifications are kept.
+    Housekeeping {
+        notifications: Dur,
+    },
 }
 
 /// A job: a name, a schedule and a task.
@@ -62,6 +75,15 @@ pub fn jobs(config: &Config) -> Vec<Job> {
             task: Task::AutoClose { after },
         });
     }
+    if let Some(schedule) = &config.digest.schedule {
+        out.push(Job {
+            name: "digest",
+            schedule: schedule.clone(),
+            task: Task::Digest {
+                public_url: config.server.public_url.clone(),
+            },
+        });
+    }
     if let Some(raw_mail) = config.retention.raw_mail {
         out.push(Job {
             name: "retention",
@@ -73,13 +95,10 @@ pub fn jobs(config: &Config) -> Vec<Job> {
         out.push(Job {
             name: "housekeeping",
             schedule: hourly,
-            task: Task::Housekeeping,
+            task: Task::Housekeeping {
+                notifications: config.notifications.retention,
+            },
         });
-    }
-    if config.digest.schedule.is_some() {
-        tracing::warn!(
-            "digest.schedule is set, but the digest email is not built yet (it needs SMTP); ignoring it"
-        );
     }
     out
 }
@@ -111,8 +130,28 @@ pub async fn run_task(store: &Store, task: &Task) -> Result<String, crate::store
             let n = store.purge_raw_mail(cutoff(raw_mail)).await?;
             Ok(format!("raw mail of {n} message(s) purged"))
         }
-        Task::Housekeeping => {
-            let n = store.purge_finished(now - KEEP_FINISHED).await?;
+        Task::Digest { public_url } => {
+            let (staff, open) = store.digest_data().await?;
+            let payloads: Vec<serde_json::Value> = staff
+                .iter()
+                .filter_map(|s| crate::notify::digest::compose(s, &open, public_url, now))
+                .map(|d| {
+                    serde_json::json!({
+                        "staff_id": d.staff_id,
+                        "to": d.to,
+                        "subject": d.subject,
+                        "body": d.body,
+                        "unsubscribe": d.unsubscribe,
+                    })
+                })
+                .collect();
+            store.enqueue_payloads("digest", &payloads).await?;
+            Ok(format!("{} digest(s) queued", payloads.len()))
+        }
+        Task::Housekeeping { notifications } => {
+            let n = store
+                .purge_finished(cutoff(notifications), now - KEEP_FINISHED)
+                .await?;
             Ok(format!("{n} finished row(s) purged"))
         }
     }
@@ -241,9 +280,16 @@ mod tests {
         );
         c.auto_close.after = Some(Dur::parse("7d").unwrap());
         c.retention.raw_mail = Some(Dur::parse("180d").unwrap());
+        c.digest.schedule = Some(Schedule::parse("0 8 * * 1-5").unwrap());
         assert_eq!(
             jobs(&c).iter().map(|j| j.name).collect::<Vec<_>>(),
-            vec!["escalation", "auto_close", "retention", "housekeeping"]
+            vec![
+                "escalation",
+                "auto_close",
+                "digest",
+                "retention",
+                "housekeeping"
+            ]
         );
     }
 }

@@ -844,8 +844,18 @@ impl Store {
         write_tx!(self, |c, q| q::purge_raw_mail(c, cutoff).await)
     }
 
-    pub async fn purge_finished(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        write_tx!(self, |c, q| q::purge_finished(c, cutoff).await)
+    /// Housekeeping: old notifications and delivered outbox rows.
+    pub async fn purge_finished(
+        &self,
+        notifications_before: DateTime<Utc>,
+        outbox_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        write_tx!(self, |c, q| q::purge_finished(
+            c,
+            notifications_before,
+            outbox_before
+        )
+        .await)
     }
 
     // ------------------------------------------------------------ email
@@ -970,6 +980,27 @@ impl Store {
             c, kind, message_id, payload, now
         )
         .await)
+    }
+
+    /// Active staff and the open issues, for the digest.
+    pub async fn digest_data(&self) -> Result<(Vec<Staff>, Vec<DigestIssue>), StoreError> {
+        read!(self, |c, q| {
+            let staff = q::list_staff(c).await?;
+            let open = q::open_issues_for_digest(c).await?;
+            Ok((staff.into_iter().filter(|s| s.active).collect(), open))
+        })
+    }
+
+    /// Queues outbox items of `kind` that carry everything in their payload
+    /// (digests), all in one transaction.
+    pub async fn enqueue_payloads(
+        &self,
+        kind: &str,
+        payloads: &[serde_json::Value],
+    ) -> Result<(), StoreError> {
+        let now = now();
+        write_tx!(self, |c, q| q::enqueue_payloads(c, kind, payloads, now)
+            .await)
     }
 
     /// Finishes a non-reply outbox item (done, or failed with `error`).

@@ -340,6 +340,8 @@ pub struct StreamRow {
     pub staff_id: Option<i64>,
     pub issue_id: Option<i64>,
     pub ref_id: Option<i64>,
+    /// When the change was written (for latency metrics).
+    pub created_at: DateTime<Utc>,
 }
 
 /// A scheduled job's record, as `/readyz` shows it.
@@ -380,6 +382,8 @@ pub struct EmailBatch {
     pub ids: Vec<i64>,
     pub texts: Vec<String>,
     pub attempts: i64,
+    /// When the oldest of them was written (for the latency metric).
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// One recipient of a broadcast.
@@ -417,4 +421,14 @@ pub struct BroadcastDelivery {
     pub body: String,
     pub subject: Option<String>,
     pub status: String,
+}
+
+/// An open issue as the digest email lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DigestIssue {
+    pub id: i64,
+    pub subject: String,
+    pub customer: String,
+    pub assignee_id: Option<i64>,
+    pub last_message_at: DateTime<Utc>,
 }

@@ -2042,7 +2042,7 @@ pub async fn stream_since(
     limit: i64,
 ) -> Result<Vec<StreamRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, kind, staff_id, issue_id, ref_id FROM stream_events
+        "SELECT id, kind, staff_id, issue_id, ref_id, created_at FROM stream_events
          WHERE id > $1 AND ($2 IS NULL OR staff_id IS NULL OR staff_id = $2)
          ORDER BY id LIMIT $3",
     )
@@ -2189,14 +2189,21 @@ pub async fn purge_raw_mail(c: &mut Conn, cutoff: DateTime<Utc>) -> Result<u64, 
 }
 
 /// Housekeeping: read notifications and finished outbox rows past `cutoff`.
-pub async fn purge_finished(c: &mut Conn, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-    let n = sqlx::query("DELETE FROM notifications WHERE read_at IS NOT NULL AND read_at < $1")
-        .bind(cutoff)
+/// Deletes notifications created before `notifications_before`, read or
+/// not (an email still unsent after the retention period would be stale
+/// news), and delivered outbox rows last touched before `outbox_before`.
+pub async fn purge_finished(
+    c: &mut Conn,
+    notifications_before: DateTime<Utc>,
+    outbox_before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query("DELETE FROM notifications WHERE created_at < $1")
+        .bind(notifications_before)
         .execute(&mut *c)
         .await?
         .rows_affected();
     let o = sqlx::query("DELETE FROM outbox WHERE state = 'done' AND updated_at < $1")
-        .bind(cutoff)
+        .bind(outbox_before)
         .execute(&mut *c)
         .await?
         .rows_affected();
@@ -2295,7 +2302,7 @@ pub async fn claim_notification_emails(
         let staff_id: i64 = g.try_get("staff_id")?;
         let issue_id: Option<i64> = g.try_get("issue_id")?;
         let rows = sqlx::query(concat!(
-            "SELECT id, text, email_attempts FROM notifications
+            "SELECT id, text, email_attempts, created_at FROM notifications
              WHERE staff_id = $1 AND (issue_id = $2 OR ($2 IS NULL AND issue_id IS NULL))
                AND email AND emailed_at IS NULL AND NOT email_failed
                AND (email_next_at IS NULL OR email_next_at <= $3)
@@ -2313,7 +2320,10 @@ pub async fn claim_notification_emails(
         let mut ids = Vec::new();
         let mut texts = Vec::new();
         let mut attempts = 0;
+        let mut oldest: Option<DateTime<Utc>> = None;
         for r in rows {
+            let created: DateTime<Utc> = r.try_get("created_at")?;
+            oldest = Some(oldest.map_or(created, |o| o.min(created)));
             ids.push(r.try_get::<i64, _>("id")?);
             texts.push(r.try_get::<String, _>("text")?);
             attempts = attempts.max(r.try_get::<i64, _>("email_attempts")?);
@@ -2346,6 +2356,7 @@ pub async fn claim_notification_emails(
             ids,
             texts,
             attempts,
+            oldest,
         });
     }
     Ok(out)
@@ -2600,6 +2611,39 @@ pub async fn enqueue_job(
     .bind(payload.to_string())
     .execute(&mut *c)
     .await?;
+    Ok(())
+}
+
+/// Open issues with their customer, newest activity first (the digest).
+pub async fn open_issues_for_digest(c: &mut Conn) -> Result<Vec<DigestIssue>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT i.id, i.subject, cu.name AS customer, i.assignee_id, i.last_message_at
+         FROM issues i JOIN customers cu ON cu.id = i.customer_id
+         WHERE i.status <> 'closed'
+         ORDER BY i.last_message_at DESC, i.id DESC",
+    )
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// Queues outbox items that belong to no message, one per payload.
+pub async fn enqueue_payloads(
+    c: &mut Conn,
+    kind: &str,
+    payloads: &[serde_json::Value],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for p in payloads {
+        sqlx::query(
+            "INSERT INTO outbox (kind, message_id, state, attempts, next_attempt_at, created_at, updated_at, payload)
+             VALUES ($1, NULL, 'pending', 0, $2, $2, $2, $3)",
+        )
+        .bind(kind)
+        .bind(now)
+        .bind(p.to_string())
+        .execute(&mut *c)
+        .await?;
+    }
     Ok(())
 }
 

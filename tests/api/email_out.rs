@@ -264,9 +264,110 @@ async fn email_tickets_and_replies_thread(b: Backend) {
     app.stop().await;
 }
 
+/// The digest job (SPEC §6): each active person gets their assigned and the
+/// unassigned issues, through the outbox and real SMTP; inactive staff and
+/// people with nothing to read get nothing.
+async fn digest_lists_each_persons_open_issues(b: Backend) {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let app = spawn_app_with(b, move |c| {
+        c.smtp.host = "127.0.0.1".into();
+        c.smtp.port = Some(port);
+        c.smtp.security = Security::Plain;
+        c.smtp.from = "Switchboard <noreply@sb.example.test>".into();
+        c.digest.schedule = Some(switchboard::config::Schedule::parse("*/2 * * * * *").unwrap());
+    })
+    .await;
+    let (agent_id, agent) = app.add_staff("Agent Digest", "agent").await;
+    let (gone_id, _) = app.add_staff("Agent Gone", "agent").await;
+    let r = app
+        .request(
+            Method::PATCH,
+            &format!("/api/staff/{gone_id}"),
+            Some(&app.admin_token),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mine = app
+        .sms_issue("SMd001", "+15550100171", "Line 1\nmy modem")
+        .await;
+    assert_eq!(
+        app.post(&format!("/api/issues/{mine}/take"), &agent, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let open = app
+        .sms_issue("SMd002", "+15550100172", "Nobody has this")
+        .await;
+    let closed = app
+        .sms_issue("SMd003", "+15550100173", "Solved already")
+        .await;
+    assert_eq!(
+        app.post(&format!("/api/issues/{closed}/close"), &agent, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let digests_to = |to: &str| {
+        sink.received()
+            .into_iter()
+            .filter(|m| {
+                m.rcpt_tos == vec![to.to_string()]
+                    && m.header("Subject")
+                        .is_some_and(|s| s.starts_with("Switchboard digest"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let wanted_agent = "Switchboard digest: 1 assigned to you, 1 unassigned";
+    app.eventually(15, "a full digest for the agent and the admin", || async {
+        digests_to("agent.digest@example.test")
+            .iter()
+            .any(|m| m.header("Subject").as_deref() == Some(wanted_agent))
+            && digests_to("admin@localhost").iter().any(|m| {
+                m.header("Subject").as_deref()
+                    == Some("Switchboard digest: 0 assigned to you, 1 unassigned")
+            })
+    })
+    .await;
+    let mail = digests_to("agent.digest@example.test")
+        .into_iter()
+        .find(|m| m.header("Subject").as_deref() == Some(wanted_agent))
+        .unwrap();
+    assert_eq!(mail.mail_from, "noreply@sb.example.test");
+    assert_eq!(mail.header("Auto-Submitted").unwrap(), "auto-generated");
+    let body = mail.body().replace("\r\n", "\n");
+    assert!(body.contains("Hello Agent Digest"), "{body}");
+    assert!(body.contains(&format!("  #{mine} Line 1 my modem (+15550100171, last message 0m ago)\n    {PUBLIC_URL}/issues/{mine}\n")), "{body}");
+    assert!(body.contains(&format!("#{open} Nobody has this")), "{body}");
+    assert!(
+        !body.contains(&format!("#{closed} ")),
+        "closed issues are not listed: {body}"
+    );
+    let _ = agent_id;
+
+    // The inactive person never gets one, however many ticks pass.
+    let before = sink.received().len();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert!(
+        sink.received().len() > before,
+        "the digest keeps its schedule"
+    );
+    assert!(digests_to("agent.gone@example.test").is_empty());
+    let ready = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        ready.body["checks"]["job:digest"]["ok"], true,
+        "{}",
+        ready.text
+    );
+    app.stop().await;
+}
+
 both_backends!(
     notification_emails_are_automated_and_link_the_issue,
     quick_messages_coalesce_into_one_email,
     smtp_down_is_retried_and_refusals_are_visible,
     email_tickets_and_replies_thread,
+    digest_lists_each_persons_open_issues,
 );

@@ -258,6 +258,15 @@ impl TestStore {
         }
     }
 
+    /// The raw PostgreSQL pool (None on SQLite), for tests that need a
+    /// transaction of their own.
+    pub fn pg_raw(&self) -> Option<&PgPool> {
+        match &self.raw {
+            Raw::Postgres(p) => Some(p),
+            Raw::Sqlite(_) => None,
+        }
+    }
+
     /// A single integer from raw SQL (e.g. a `COUNT(*)`).
     pub async fn count(&self, sql: &str) -> i64 {
         let r = match &self.raw {

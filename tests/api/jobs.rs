@@ -198,8 +198,46 @@ async fn auto_close_closes_idle_issues(b: Backend) {
     app.stop().await;
 }
 
+/// Housekeeping deletes notifications older than `notifications.retention`,
+/// read or not, and leaves newer ones.
+async fn old_notifications_are_purged(b: Backend) {
+    let app = spawn_app_with(b, |_| {}).await;
+    app.sms_issue("SMj101", "+15550100161", "Hello there").await;
+    let count = || async {
+        app.get("/api/notifications", &app.admin_token).await.body["notifications"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count().await, 1);
+    let now = switchboard::store::now();
+    let month_ago = now - chrono::Duration::days(30);
+    // Newer than the cutoff: kept.
+    let n = app
+        .db
+        .store
+        .purge_finished(now - chrono::Duration::hours(1), month_ago)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(count().await, 1);
+    // Older than the cutoff (unread too): gone, and the badge with it.
+    let n = app
+        .db
+        .store
+        .purge_finished(now + chrono::Duration::seconds(1), month_ago)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(count().await, 0);
+    let me = app.get("/api/me", &app.admin_token).await;
+    assert_eq!(me.body["unread_notifications"], 0, "{}", me.text);
+    app.stop().await;
+}
+
 both_backends!(
     leases_give_each_tick_to_one_instance,
     escalation_tells_admins_once,
-    auto_close_closes_idle_issues
+    auto_close_closes_idle_issues,
+    old_notifications_are_purged
 );

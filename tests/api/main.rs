@@ -26,6 +26,7 @@ mod imap_e2e;
 mod issues_api;
 mod jobs;
 mod merge;
+mod metrics;
 mod notifications;
 mod openapi;
 mod sms;

@@ -405,6 +405,49 @@ async fn live_stream_and_replay(b: Backend) {
     app.stop().await;
 }
 
+/// On PostgreSQL an event id can commit after a higher one (ids are taken
+/// at insert, not at commit). The stream must still deliver it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_late_is_still_streamed() {
+    let app = spawn_app(Backend::Postgres).await;
+    let issue = app.sms_issue("SMs101", CAROL, "First").await;
+    let mut sse = SseReader::open(&app, &app.admin_token, None).await;
+    // Whatever the first message caused is streamed first.
+    while sse.next(Duration::from_millis(500)).await.is_some() {}
+    // A slow transaction takes the next id and holds it uncommitted.
+    let pool = app.db.pg_raw().unwrap().clone();
+    let mut slow = pool.begin().await.unwrap();
+    let late: i64 = sqlx::query_scalar(
+        "INSERT INTO stream_events (kind, issue_id, created_at) VALUES ('issue', $1, now()) RETURNING id",
+    )
+    .bind(issue)
+    .fetch_one(&mut *slow)
+    .await
+    .unwrap();
+    // Meanwhile a later event commits and is streamed.
+    app.sms("SMs102", CAROL, "Second").await;
+    let mut seen: Vec<i64> = Vec::new();
+    while let Some(ev) = sse.next(Duration::from_secs(2)).await {
+        seen.push(ev.0.parse().unwrap());
+        if ev.1 == "message" {
+            break;
+        }
+    }
+    assert!(seen.iter().all(|id| *id > late), "{seen:?} vs {late}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    slow.commit().await.unwrap();
+    let mut got_late = false;
+    while let Some(ev) = sse.next(Duration::from_secs(2)).await {
+        if ev.0.parse::<i64>().unwrap() == late {
+            got_late = true;
+            assert_eq!(ev.1, "issue");
+            break;
+        }
+    }
+    assert!(got_late, "the late event {late} was never streamed");
+    app.stop().await;
+}
+
 both_backends!(
     routing_follows_spec_5,
     preferences_and_reading,

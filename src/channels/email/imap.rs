@@ -402,6 +402,7 @@ impl<S: MailSink> Worker<S> {
             match attempt!(round.await) {
                 Round::Complete => {
                     self.health.success(&self.health_name);
+                    crate::metrics::imap_success(&self.cfg.name);
                     self.progressed = true;
                     sink_attempt = 0;
                 }
@@ -686,20 +687,25 @@ impl<S: MailSink> Worker<S> {
         let fetched: Vec<Fetch> = self
             .step("UID FETCH (bodies)", async {
                 session
-                    .uid_fetch(&range, "(UID BODY.PEEK[])")
+                    .uid_fetch(&range, "(UID INTERNALDATE BODY.PEEK[])")
                     .await?
                     .try_collect()
                     .await
             })
             .await?;
-        let mut bodies: Vec<(u32, Vec<u8>)> = fetched
+        // (uid, raw, INTERNALDATE): when the server received it.
+        type Fetched = (u32, Vec<u8>, Option<chrono::DateTime<chrono::Utc>>);
+        let mut bodies: Vec<Fetched> = fetched
             .iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .filter(|(uid, _)| *uid > *last && (first..=end).contains(uid))
+            .filter_map(|f| {
+                let arrived = f.internal_date().map(|d| d.with_timezone(&chrono::Utc));
+                Some((f.uid?, f.body()?.to_vec(), arrived))
+            })
+            .filter(|(uid, _, _)| *uid > *last && (first..=end).contains(uid))
             .collect();
         drop(fetched);
-        bodies.sort_unstable_by_key(|(uid, _)| *uid);
-        bodies.dedup_by_key(|(uid, _)| *uid);
+        bodies.sort_unstable_by_key(|(uid, _, _)| *uid);
+        bodies.dedup_by_key(|(uid, _, _)| *uid);
 
         // A listed UID without a body was either expunged meanwhile (fine:
         // nothing left to ingest) or the server failed to send it (not fine:
@@ -707,7 +713,7 @@ impl<S: MailSink> Worker<S> {
         let missing: Vec<u32> = batch
             .iter()
             .map(|(uid, _)| *uid)
-            .filter(|uid| bodies.binary_search_by_key(uid, |(u, _)| *u).is_err())
+            .filter(|uid| bodies.binary_search_by_key(uid, |(u, _, _)| *u).is_err())
             .collect();
         if !missing.is_empty() {
             let set = uid_set(&missing);
@@ -724,10 +730,16 @@ impl<S: MailSink> Worker<S> {
 
         let mut stored: Vec<u32> = Vec::with_capacity(bodies.len());
         let mut sink_error = None;
-        for (uid, raw) in bodies {
+        for (uid, raw, arrived) in bodies {
             // Never raced against shutdown: a commit runs to its end.
             match self.sink.ingest(&self.cfg.name, uid, raw).await {
-                Ok(()) => stored.push(uid),
+                Ok(()) => {
+                    stored.push(uid);
+                    if let Some(arrived) = arrived {
+                        let lag = (chrono::Utc::now() - arrived).to_std().unwrap_or_default();
+                        crate::metrics::imap_fetched(&self.cfg.name, lag);
+                    }
+                }
                 Err(e) => {
                     sink_error = Some(format!("could not store UID {uid}: {e}"));
                     break;

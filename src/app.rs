@@ -60,6 +60,20 @@ pub struct Application {
     smtp: Option<crate::channels::email::smtp::SmtpSender>,
     /// The first admin's token, when `build` created one.
     pub first_admin_token: Option<String>,
+    reload_tx: tokio::sync::mpsc::Sender<Config>,
+    reload_rx: tokio::sync::mpsc::Receiver<Config>,
+}
+
+/// Hands a newly loaded configuration to a running daemon (SIGHUP in
+/// `serve`; tests call it directly). See `reload` for what it applies.
+#[derive(Clone)]
+pub struct ReloadHandle(tokio::sync::mpsc::Sender<Config>);
+
+impl ReloadHandle {
+    /// Queues `config` to be applied; false when the daemon has stopped.
+    pub async fn reload(&self, config: Config) -> bool {
+        self.0.send(config).await.is_ok()
+    }
 }
 
 /// Installs ring as rustls' crypto provider (idempotent). reqwest's
@@ -190,6 +204,7 @@ impl Application {
             attachments: attachments.clone(),
             shutdown: CancellationToken::new(),
         };
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
         Ok(Application {
             store,
             listener,
@@ -199,6 +214,8 @@ impl Application {
             options,
             smtp,
             first_admin_token,
+            reload_tx,
+            reload_rx,
         })
     }
 
@@ -207,6 +224,11 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or(self.state.config.server.listen)
+    }
+
+    /// Where to send a reloaded configuration.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle(self.reload_tx.clone())
     }
 
     /// The metrics listener's address, if it has its own.
@@ -248,30 +270,29 @@ impl Application {
                 .run(cancel.child_token()),
             );
         }
-        if !self.state.config.imap.is_empty() {
-            let sink = Arc::new(crate::channels::email::ingest::MailIngest {
-                store: self.store.clone(),
-                attachments: self.state.attachments.clone(),
-                options: crate::store::IngestOptions::from_config(&self.state.config),
-                metrics: self.state.metrics.clone(),
-            });
-            for mailbox in &self.state.config.imap {
-                let worker = crate::channels::email::imap::Mailbox::new(
-                    mailbox.clone(),
-                    sink.clone(),
-                    self.state.health.clone(),
-                );
-                tracker.spawn(worker.run(cancel.child_token()));
-            }
-        }
-        crate::schedule::Scheduler {
+        let sink = Arc::new(crate::channels::email::ingest::MailIngest {
             store: self.store.clone(),
-            jobs: crate::schedule::jobs(&self.state.config),
-            instance: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
-            health: self.state.health.clone(),
+            attachments: self.state.attachments.clone(),
+            options: crate::store::IngestOptions::from_config(&self.state.config),
             metrics: self.state.metrics.clone(),
+        });
+        let mut long_running = Workers {
+            tracker: tracker.clone(),
+            cancel: cancel.clone(),
+            sink,
+            health: self.state.health.clone(),
+            mailboxes: std::collections::HashMap::new(),
+            scheduler: None,
+            store: self.store.clone(),
+            metrics: self.state.metrics.clone(),
+            instance: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            twilio: self.state.twilio.clone(),
+            smtp: self.smtp.clone(),
+        };
+        for mailbox in &self.state.config.imap {
+            long_running.start_mailbox(mailbox.clone());
         }
-        .spawn(&tracker, cancel.child_token());
+        long_running.start_scheduler(&self.state.config);
 
         if let Some(ml) = self.metrics_listener {
             let metrics_router = http::health::router().with_state(self.state.clone());
@@ -303,7 +324,17 @@ impl Application {
             tracker.spawn(watchdog.run(cancel.child_token()));
         }
 
-        shutdown.await;
+        let mut running = (*self.state.config).clone();
+        let mut reloads = self.reload_rx;
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(new) = reloads.recv() => {
+                    running = apply_reload(&running, new, &mut long_running);
+                }
+            }
+        }
         systemd::stopping();
         tracing::info!("shutting down: no new requests; finishing in-flight work");
         cancel.cancel();
@@ -324,6 +355,116 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The long-running workers a reload may restart: one per IMAP mailbox,
+/// and the scheduler.
+struct Workers {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    sink: Arc<crate::channels::email::ingest::MailIngest>,
+    health: crate::channels::health::ChannelHealth,
+    mailboxes: std::collections::HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>,
+    scheduler: Option<CancellationToken>,
+    store: Store,
+    metrics: Metrics,
+    instance: String,
+    /// Shared with the outbox and the webhook check: new credentials apply
+    /// to all of them.
+    twilio: Option<TwilioClient>,
+    smtp: Option<crate::channels::email::smtp::SmtpSender>,
+}
+
+impl Workers {
+    /// Starts (or restarts) a mailbox's worker. A restarted worker waits
+    /// for the old one, which finishes the mail it is committing first.
+    fn start_mailbox(&mut self, cfg: crate::config::ImapConfig) {
+        let name = cfg.name.clone();
+        let token = self.cancel.child_token();
+        let worker =
+            crate::channels::email::imap::Mailbox::new(cfg, self.sink.clone(), self.health.clone());
+        let old = self.mailboxes.remove(&name);
+        let run = token.clone();
+        let handle = self.tracker.spawn(async move {
+            if let Some((old_token, old_handle)) = old {
+                old_token.cancel();
+                let _ = old_handle.await;
+            }
+            worker.run(run).await
+        });
+        self.mailboxes.insert(name, (token, handle));
+    }
+
+    /// Starts the scheduler with the jobs `config` turns on, stopping the
+    /// previous one (a job mid-run finishes; leases keep runs single).
+    fn start_scheduler(&mut self, config: &Config) {
+        if let Some(old) = self.scheduler.take() {
+            old.cancel();
+        }
+        let token = self.cancel.child_token();
+        crate::schedule::Scheduler {
+            store: self.store.clone(),
+            jobs: crate::schedule::jobs(config),
+            instance: self.instance.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+        }
+        .spawn(&self.tracker, token.clone());
+        self.scheduler = Some(token);
+    }
+}
+
+/// Applies what can change of `new` (see `reload`), logs what was applied
+/// and what needs a restart, and returns the configuration now running.
+fn apply_reload(running: &Config, new: Config, workers: &mut Workers) -> Config {
+    let plan = crate::reload::plan(running, &new);
+    let mut failed = Vec::new();
+    if plan.applied.iter().any(|k| k == "logging.level")
+        && let Err(e) = crate::reload::set_log_level(&plan.config.logging.level)
+    {
+        failed.push(format!("logging.level: {e}"));
+    }
+    if plan.twilio
+        && let Some(client) = &workers.twilio
+    {
+        let token = plan
+            .config
+            .twilio
+            .auth_token
+            .as_ref()
+            .map(|t| t.expose())
+            .unwrap_or_default();
+        client.set_credentials(&plan.config.twilio.account_sid, token);
+    }
+    if plan.smtp
+        && let Some(smtp) = &workers.smtp
+        && let Err(e) = smtp.reconfigure(&plan.config.smtp)
+    {
+        failed.push(format!("smtp: {e}"));
+    }
+    for name in &plan.mailboxes {
+        if let Some(cfg) = plan.config.imap.iter().find(|m| &m.name == name) {
+            workers.start_mailbox(cfg.clone());
+        }
+    }
+    if plan.jobs {
+        workers.start_scheduler(&plan.config);
+    }
+    workers
+        .metrics
+        .config_reload(if failed.is_empty() { "ok" } else { "partial" });
+    if plan.applied.is_empty() && plan.restart.is_empty() {
+        tracing::info!("configuration reloaded: nothing changed");
+    } else {
+        tracing::info!(applied = ?plan.applied, needs_restart = ?plan.restart, "configuration reloaded");
+    }
+    if !plan.restart.is_empty() {
+        tracing::warn!(keys = ?plan.restart, "these settings changed but take effect only after a restart");
+    }
+    for f in &failed {
+        tracing::error!(error = %f, "could not apply a reloaded setting");
+    }
+    plan.config
 }
 
 /// On an empty database, creates `admin@localhost` and returns its token.

@@ -71,18 +71,25 @@ pub enum TokenCommand {
     },
 }
 
-/// Sets up logging: `serve` logs to stdout, every other command to stderr.
-fn init_logging(config: &Config, to_stdout: bool) {
+/// The log filter for `level`, with the guard that keeps async-imap's
+/// trace logging (LOGIN with its password) out whatever level ops choose.
+pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.logging.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    // async-imap logs every command at trace level, LOGIN's password
-    // included: never let that through, whatever level ops choose.
-    let filter = match crate::channels::email::imap::LOG_FILTER_GUARD.parse() {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    match crate::channels::email::imap::LOG_FILTER_GUARD.parse() {
         Ok(d) => filter.add_directive(d),
         Err(_) => filter,
-    };
+    }
+}
+
+/// Sets up logging: `serve` logs to stdout, every other command to stderr.
+/// The filter is reloadable (SIGHUP changes `logging.level`) unless
+/// `RUST_LOG` chose it.
+fn init_logging(config: &Config, to_stdout: bool) {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let filter = log_filter(from_env.as_deref().unwrap_or(&config.logging.level));
     use std::io::IsTerminal;
     let ansi = if to_stdout {
         std::io::stdout().is_terminal()
@@ -92,15 +99,27 @@ fn init_logging(config: &Config, to_stdout: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi);
+    // Each arm has its own subscriber type; the reload handle is kept as a
+    // closure so `reload` does not need to name it.
+    macro_rules! init {
+        ($b:expr) => {{
+            let b = $b.with_filter_reloading();
+            let handle = b.reload_handle();
+            if from_env.is_none() {
+                crate::reload::set_log_reloader(move |level| {
+                    handle.reload(log_filter(level)).map_err(|e| e.to_string())
+                });
+            }
+            b.try_init()
+        }};
+    }
     let result = match (config.logging.format, to_stdout) {
-        (LogFormat::Json, true) => builder
-            .json()
-            .flatten_event(false)
-            .with_current_span(true)
-            .try_init(),
-        (LogFormat::Json, false) => builder.json().with_writer(std::io::stderr).try_init(),
-        (LogFormat::Pretty, true) => builder.try_init(),
-        (LogFormat::Pretty, false) => builder.with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, true) => {
+            init!(builder.json().flatten_event(false).with_current_span(true))
+        }
+        (LogFormat::Json, false) => init!(builder.json().with_writer(std::io::stderr)),
+        (LogFormat::Pretty, true) => init!(builder),
+        (LogFormat::Pretty, false) => init!(builder.with_writer(std::io::stderr)),
     };
     let _ = result;
 }
@@ -122,7 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
     init_logging(&config, matches!(command, Command::Serve));
     match command {
-        Command::Serve => serve(config).await,
+        Command::Serve => serve(config, cli.config.clone()).await,
         Command::Migrate => {
             let store = open(&config).await?;
             store.migrate().await.context("applying migrations")?;
@@ -204,7 +223,7 @@ async fn open_migrated(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         database = %crate::app::redact_url(&config.database.url),
@@ -213,6 +232,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // Before anything that takes time, so SIGTERM is never lost.
     let shutdown = crate::app::shutdown_signal();
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let app = Application::build(config, Options::default())
         .await
         .inspect_err(|e| crate::systemd::status(&format!("start-up failed: {e:#}")))?;
@@ -221,5 +243,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         writeln!(out, "admin token: {token}")?;
         out.flush()?;
     }
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(hangup, path, app.reload_handle()));
+    #[cfg(not(unix))]
+    let _ = path;
     app.run(shutdown).await
+}
+
+/// SIGHUP: load the configuration again and hand it to the daemon, which
+/// applies what it safely can (see `reload`). A configuration that does not
+/// load is refused whole, with the reason in the log.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    path: Option<PathBuf>,
+    handle: crate::app::ReloadHandle,
+) {
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        match load_config(path.as_ref()) {
+            Ok(config) => {
+                if !handle.reload(config).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                crate::metrics::Metrics::install().config_reload("failed");
+                tracing::error!(error = %e, "configuration reload refused; still running on the previous configuration");
+            }
+        }
+    }
 }

@@ -68,6 +68,12 @@ impl Metrics {
             .increment(1);
     }
 
+    /// A configuration reload (SIGHUP): `ok`, `partial` or `failed`.
+    pub fn config_reload(&self, result: &str) {
+        metrics::counter!("switchboard_config_reloads_total", "result" => result.to_string())
+            .increment(1);
+    }
+
     pub fn outbox_depth(&self, depth: i64) {
         metrics::gauge!("switchboard_outbox_depth").set(depth as f64);
     }

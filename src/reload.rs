@@ -22,7 +22,26 @@
 //! and named in the log as needing a restart. A configuration that does
 //! not load is refused whole, and the daemon keeps running as it was.
 
+use std::sync::OnceLock;
+
 use crate::config::Config;
+
+type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+static LOG_RELOADER: OnceLock<LogReloader> = OnceLock::new();
+
+/// Registers how to change the log filter (set once, by `cli` at start).
+pub fn set_log_reloader(f: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) {
+    let _ = LOG_RELOADER.set(Box::new(f));
+}
+
+/// Changes the log level; `Err` when logging was not set up reloadable
+/// (`RUST_LOG` chose the filter, or a test runs the daemon in-process).
+pub fn set_log_level(level: &str) -> Result<(), String> {
+    match LOG_RELOADER.get() {
+        Some(f) => f(level),
+        None => Err("the log filter was set by RUST_LOG".to_string()),
+    }
+}
 
 /// What a reload does.
 #[derive(Debug, Clone)]

@@ -44,12 +44,21 @@ async fn verify(
     headers: &HeaderMap,
     params: &[(String, String)],
 ) -> Result<(), Response> {
-    let cfg = &state.config.twilio;
-    let token = cfg
-        .auth_token
-        .as_ref()
-        .map(|t| t.expose())
-        .unwrap_or_default();
+    // The client holds the live credentials (a reload may have rotated
+    // them); the configuration is the start-up copy.
+    let (account_sid, token) = match &state.twilio {
+        Some(client) => client.credentials(),
+        None => (
+            state.config.twilio.account_sid.clone(),
+            state
+                .config
+                .twilio
+                .auth_token
+                .as_ref()
+                .map(|t| t.expose().to_string())
+                .unwrap_or_default(),
+        ),
+    };
     let path = uri
         .path_and_query()
         .map(|p| p.as_str())
@@ -64,13 +73,13 @@ async fn verify(
         .and_then(|v| v.to_str().ok());
     let reason = match signature {
         None => Some("missing_signature"),
-        Some(sig) if !twilio::verify_signature(token, &url, params, sig) => Some("bad_signature"),
+        Some(sig) if !twilio::verify_signature(&token, &url, params, sig) => Some("bad_signature"),
         Some(_) => {
             let account = params
                 .iter()
                 .find(|(k, _)| k == "AccountSid")
                 .map(|(_, v)| v.as_str());
-            (account != Some(cfg.account_sid.as_str())).then_some("wrong_account")
+            (account != Some(account_sid.as_str())).then_some("wrong_account")
         }
     };
     let Some(reason) = reason else { return Ok(()) };

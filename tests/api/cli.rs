@@ -159,7 +159,17 @@ pub(crate) struct Served {
 // a failed start (which fails the test) leaves it to the OS.
 #[allow(clippy::zombie_processes)]
 pub(crate) fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Served {
+    serve_args(dir, &[], extra_env)
+}
+
+#[allow(clippy::zombie_processes)]
+pub(crate) fn serve_args(
+    dir: &std::path::Path,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Served {
     let mut c = cmd(dir);
+    c.args(args);
     c.env("SWITCHBOARD__LOGGING__FORMAT", "json");
     for (k, v) in extra_env {
         c.env(k, v);
@@ -234,6 +244,122 @@ pub(crate) fn terminate(mut s: Served) -> std::process::ExitStatus {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The JSON log lines up to the first whose message starts with `prefix`
+/// (the last one), within 10 s.
+fn log_lines_until(s: &Served, prefix: &str) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = Vec::new();
+    loop {
+        let line = s
+            .stdout
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no log line starting with {prefix:?} in {out:?}"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let hit = v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(prefix));
+        out.push(v);
+        if hit {
+            return out;
+        }
+    }
+}
+
+fn log_line(s: &Served, prefix: &str) -> serde_json::Value {
+    log_lines_until(s, prefix).pop().unwrap()
+}
+
+fn hangup(s: &Served) {
+    let pid = s.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sighup_applies_what_it_can_names_the_rest_and_refuses_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.toml");
+    std::fs::write(&path, "[logging]\nlevel = \"info\"\n").unwrap();
+    let served = serve_args(dir.path(), &["--config", path.to_str().unwrap()], &[]);
+
+    // A file that does not load is refused whole, naming the key.
+    std::fs::write(&path, "[logging]\nlevel = \"info\"\nbogus = 1\n").unwrap();
+    hangup(&served);
+    let refused = log_line(&served, "configuration reload refused");
+    assert_eq!(refused["level"], "ERROR");
+    assert!(
+        refused["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("logging.bogus"),
+        "{refused}"
+    );
+
+    // A good one: the schedule applies, a new public_url waits for a restart.
+    std::fs::write(
+        &path,
+        "[server]\npublic_url = \"https://sb.example.com\"\n[escalation]\nschedule = \"*/10 * * * *\"\n[logging]\nlevel = \"info\"\n",
+    )
+    .unwrap();
+    hangup(&served);
+    let mut lines = log_lines_until(
+        &served,
+        "these settings changed but take effect only after a restart",
+    );
+    let reloaded = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "configuration reloaded")
+        .expect("the reload is logged")
+        .clone();
+    assert_eq!(
+        reloaded["fields"]["applied"], "[\"escalation\"]",
+        "{reloaded}"
+    );
+    assert_eq!(
+        reloaded["fields"]["needs_restart"], "[\"server\"]",
+        "{reloaded}"
+    );
+    // The restarted scheduler says so (its task may log a little later).
+    let scheduled = |l: &serde_json::Value| {
+        l["fields"]["message"] == "job scheduled" && l["fields"]["schedule"] == "*/10 * * * *"
+    };
+    while !lines.iter().any(scheduled) {
+        lines.push(log_line(&served, "job scheduled"));
+    }
+
+    // logging.level applies at once: at `warn` the info line is gone and
+    // only the warning about the restart remains.
+    std::fs::write(
+        &path,
+        "[server]\npublic_url = \"https://sb.example.com\"\n[escalation]\nschedule = \"*/10 * * * *\"\n[logging]\nlevel = \"warn\"\n",
+    )
+    .unwrap();
+    hangup(&served);
+    let lines = log_lines_until(
+        &served,
+        "these settings changed but take effect only after a restart",
+    );
+    let warned = lines.last().unwrap();
+    assert_eq!(warned["fields"]["keys"], "[\"server\"]", "{warned}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "configuration reloaded"),
+        "info is below the new level: {lines:?}"
+    );
+    let me = reqwest::blocking::Client::new()
+        .get(format!("http://{}/healthz", served.addr))
+        .send()
+        .unwrap();
+    assert_eq!(me.status(), 200, "still serving after three reloads");
+    assert!(terminate(served).success());
 }
 
 #[test]

@@ -235,9 +235,59 @@ async fn old_notifications_are_purged(b: Backend) {
     app.stop().await;
 }
 
+/// A reload (SIGHUP) applies new schedules and rotated Twilio credentials
+/// to the running daemon.
+async fn reload_applies_schedules_and_credentials(b: Backend) {
+    let app = spawn_app_with(b, |c| {
+        c.escalation.after = Dur::parse("1s").unwrap();
+        // 1 January only: not during this test.
+        c.escalation.schedule = Schedule::parse("0 0 1 1 *").unwrap();
+    })
+    .await;
+    let issue = app.sms_issue("SMj201", "+15550100191", "Anyone?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let escalated = |msgs: Vec<Value>| msgs.iter().any(|m| m["event"]["type"] == "escalated");
+    assert!(!escalated(timeline(&app, issue).await));
+
+    let mut new = app.config.clone();
+    new.escalation.schedule = every_second();
+    new.twilio.auth_token = Some(switchboard::config::Secret::new("rotated-token"));
+    assert!(app.reload.reload(new).await);
+    app.eventually(10, "the new schedule to escalate", || async {
+        escalated(timeline(&app, issue).await)
+    })
+    .await;
+
+    // Webhooks are now checked against the new token, not the old one.
+    let params = [
+        ("MessageSid", "SMj202"),
+        ("AccountSid", crate::spawn::ACCOUNT_SID),
+        ("From", "+15550100192"),
+        ("To", crate::spawn::OUR_NUMBER),
+        ("Body", "after the rotation"),
+    ];
+    let old = app.signed_webhook("/webhooks/twilio/sms", &params).await;
+    assert_eq!(old.status, StatusCode::FORBIDDEN, "{}", old.text);
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = switchboard::channels::sms::twilio::compute_signature(
+        "rotated-token",
+        &format!("{}/webhooks/twilio/sms", crate::spawn::PUBLIC_URL),
+        &owned,
+    );
+    let new = app
+        .webhook_with_signature("/webhooks/twilio/sms", &params, Some(&sig))
+        .await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.text);
+    app.stop().await;
+}
+
 both_backends!(
     leases_give_each_tick_to_one_instance,
     escalation_tells_admins_once,
     auto_close_closes_idle_issues,
-    old_notifications_are_purged
+    old_notifications_are_purged,
+    reload_applies_schedules_and_credentials
 );

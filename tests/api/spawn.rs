@@ -30,6 +30,12 @@ pub struct TestApp {
     /// `attachments.dir`, kept until the test ends.
     #[allow(dead_code)]
     pub files: tempfile::TempDir,
+    /// The configuration the app was started with.
+    #[allow(dead_code)]
+    pub config: Config,
+    /// Hands the running app a new configuration, as SIGHUP does.
+    #[allow(dead_code)]
+    pub reload: switchboard::app::ReloadHandle,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -75,9 +81,10 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         outbox_max_backoff: Duration::from_secs(2),
         drain_timeout: Duration::from_secs(10),
     };
-    let app = Application::build(config, options)
+    let app = Application::build(config.clone(), options)
         .await
         .expect("build the app");
+    let reload = app.reload_handle();
     let admin_token = app
         .first_admin_token
         .clone()
@@ -95,6 +102,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         twilio,
         http: reqwest::Client::new(),
         files,
+        config,
+        reload,
         shutdown: Some(tx),
         handle: Some(handle),
     }

@@ -9,6 +9,7 @@
 //! issue (`<i42.m1337.RANDOM@domain>`, PROTOCOL-NOTES) so a customer's
 //! answer threads back even when only `In-Reply-To` survives.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -187,10 +188,11 @@ pub fn build_notification(n: &NotificationMail<'_>) -> Result<Message, String> {
     Ok(msg)
 }
 
-/// The SMTP connection pool.
+/// The SMTP connection pool. Clones share it, so a configuration reload
+/// ([`SmtpSender::reconfigure`]) reaches every worker that sends mail.
 #[derive(Clone)]
 pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Arc<RwLock<AsyncSmtpTransport<Tokio1Executor>>>,
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -201,6 +203,23 @@ impl std::fmt::Debug for SmtpSender {
 
 impl SmtpSender {
     pub fn new(cfg: &SmtpConfig) -> Result<SmtpSender, String> {
+        Ok(SmtpSender {
+            transport: Arc::new(RwLock::new(Self::transport(cfg)?)),
+        })
+    }
+
+    /// Replaces the connection settings; mail in flight finishes on the
+    /// old connection.
+    pub fn reconfigure(&self, cfg: &SmtpConfig) -> Result<(), String> {
+        let transport = Self::transport(cfg)?;
+        match self.transport.write() {
+            Ok(mut t) => *t = transport,
+            Err(poisoned) => *poisoned.into_inner() = transport,
+        }
+        Ok(())
+    }
+
+    fn transport(cfg: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
         let host = cfg.host.as_str();
         let mut tls = TlsParameters::builder(host.to_string());
         if let Some(ca) = &cfg.ca_file {
@@ -224,15 +243,17 @@ impl SmtpSender {
             }
             _ => builder,
         };
-        Ok(SmtpSender {
-            transport: builder.timeout(Some(Duration::from_secs(30))).build(),
-        })
+        Ok(builder.timeout(Some(Duration::from_secs(30))).build())
     }
 
     /// Sends one message; 5xx answers are permanent, everything else is
     /// worth retrying.
     pub async fn send(&self, msg: Message) -> Result<(), SendError> {
-        match self.transport.send(msg).await {
+        let transport = match self.transport.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        match transport.send(msg).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() => Err(SendError::Permanent {
                 code: e

@@ -451,8 +451,9 @@ pub enum SendError {
 #[derive(Clone)]
 pub struct TwilioClient {
     api_base: String,
-    account_sid: String,
-    auth_token: String,
+    /// (account SID, auth token), shared by every clone so a configuration
+    /// reload (SIGHUP) reaches the outbox and the webhook check at once.
+    credentials: std::sync::Arc<std::sync::RwLock<(String, String)>>,
     http: reqwest::Client,
     api_timeout: Duration,
     media_timeout: Duration,
@@ -462,7 +463,7 @@ impl std::fmt::Debug for TwilioClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TwilioClient")
             .field("api_base", &self.api_base)
-            .field("account_sid", &self.account_sid)
+            .field("account_sid", &self.credentials().0)
             .field("auth_token", &"[redacted]")
             .field("api_timeout", &self.api_timeout)
             .field("media_timeout", &self.media_timeout)
@@ -478,8 +479,10 @@ impl TwilioClient {
     pub fn new(api_base: &str, account_sid: &str, auth_token: &str, http: reqwest::Client) -> Self {
         TwilioClient {
             api_base: api_base.trim_end_matches('/').to_owned(),
-            account_sid: account_sid.to_owned(),
-            auth_token: auth_token.to_owned(),
+            credentials: std::sync::Arc::new(std::sync::RwLock::new((
+                account_sid.to_owned(),
+                auth_token.to_owned(),
+            ))),
             http,
             api_timeout: API_TIMEOUT,
             media_timeout: MEDIA_TIMEOUT,
@@ -494,8 +497,25 @@ impl TwilioClient {
         self
     }
 
+    /// The account SID and auth token in use.
+    pub fn credentials(&self) -> (String, String) {
+        match self.credentials.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the account SID and auth token (configuration reload).
+    pub fn set_credentials(&self, account_sid: &str, auth_token: &str) {
+        let mut c = match self.credentials.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *c = (account_sid.to_owned(), auth_token.to_owned());
+    }
+
     /// The Messages API endpoint of this account.
-    fn messages_url(&self) -> Result<reqwest::Url, SendError> {
+    fn messages_url(&self, account_sid: &str) -> Result<reqwest::Url, SendError> {
         let invalid = |why: String| SendError::Permanent {
             code: "invalid_request".to_owned(),
             message: format!("bad Twilio api_base {:?}: {why}", self.api_base),
@@ -504,7 +524,7 @@ impl TwilioClient {
         url.path_segments_mut()
             .map_err(|()| invalid("not a base URL".to_owned()))?
             .pop_if_empty()
-            .extend(["2010-04-01", "Accounts", &self.account_sid, "Messages.json"]);
+            .extend(["2010-04-01", "Accounts", account_sid, "Messages.json"]);
         Ok(url)
     }
 
@@ -514,7 +534,7 @@ impl TwilioClient {
     #[tracing::instrument(
         name = "twilio.send",
         skip_all,
-        fields(account_sid = %self.account_sid, message_sid = tracing::field::Empty)
+        fields(account_sid = tracing::field::Empty, message_sid = tracing::field::Empty)
     )]
     pub async fn send(
         &self,
@@ -533,10 +553,12 @@ impl TwilioClient {
             form.push(("StatusCallback", cb));
         }
 
+        let (account_sid, auth_token) = self.credentials();
+        tracing::Span::current().record("account_sid", account_sid.as_str());
         let response = self
             .http
-            .post(self.messages_url()?)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .post(self.messages_url(&account_sid)?)
+            .basic_auth(&account_sid, Some(&auth_token))
             .timeout(self.api_timeout)
             .form(&form)
             .send()
@@ -574,10 +596,11 @@ impl TwilioClient {
         url: &str,
         max_bytes: u64,
     ) -> Result<(Vec<u8>, String), SendError> {
+        let (account_sid, auth_token) = self.credentials();
         let response = self
             .http
             .get(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .basic_auth(&account_sid, Some(&auth_token))
             .timeout(self.media_timeout)
             .send()
             .await

@@ -1,7 +1,8 @@
 //! The live event hub behind `GET /api/stream`.
 //!
 //! Every change writes a row to `stream_events` in its own transaction; this
-//! hub polls that table (100 ms) and broadcasts new rows to the SSE
+//! hub reads that table after each commit of this instance and every 100 ms
+//! (for other instances' commits), and broadcasts new rows to the SSE
 //! connections of this instance. Going through the database rather than an
 //! in-process channel is what makes it work with several instances on one
 //! PostgreSQL (a webhook handled by instance A reaches a browser connected
@@ -148,8 +149,11 @@ impl Hub {
         let mut settled = Settled::new(last);
         let mut next_purge = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
+            // Woken by this instance's own commits at once; another
+            // instance's are found by the poll.
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = store.committed() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
             match store.stream_since(settled.low(), None, 500).await {

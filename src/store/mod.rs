@@ -166,6 +166,9 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// Poked after every committed write transaction, so this instance's
+    /// live-event hub reads new events at once instead of at its next poll.
+    committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Runs `$body` in a write transaction on whichever backend this is,
@@ -209,7 +212,12 @@ macro_rules! write_tx {
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt) + jitter)).await;
                 }
                 Err(StoreError::Retry) => break Err(StoreError::conflict("conflict", "too much contention, try again")),
-                other => break other,
+                other => {
+                    if other.is_ok() {
+                        $self.committed.notify_one();
+                    }
+                    break other;
+                }
             }
         }
     }};
@@ -236,6 +244,12 @@ macro_rules! read {
 }
 
 impl Store {
+    /// Resolves after the next committed write (or at once if one happened
+    /// since the last call): the hub's cue to read new events.
+    pub async fn committed(&self) {
+        self.committed.notified().await
+    }
+
     /// Connects to `sqlite://…` or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         let backend = if url.starts_with("sqlite:") {
@@ -245,7 +259,10 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl);
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            committed: Default::default(),
+        })
     }
 
     /// Which backend this is: `sqlite` or `postgres`.

@@ -295,7 +295,8 @@ impl Application {
         long_running.start_scheduler(&self.state.config);
 
         if let Some(ml) = self.metrics_listener {
-            let metrics_router = http::health::router().with_state(self.state.clone());
+            let metrics_router =
+                axum::Router::from(http::health::router()).with_state(self.state.clone());
             let token = cancel.child_token();
             tracker.spawn(async move {
                 let served = axum::serve(ml, metrics_router)

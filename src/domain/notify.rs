@@ -54,7 +54,7 @@ impl NotifyEvent {
 }
 
 /// One cell pair of the preference matrix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cell {
     pub in_app: bool,
     pub email: bool,

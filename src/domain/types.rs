@@ -3,13 +3,15 @@
 //! The spellings are part of the external contract (SPEC §1, §4.1), so each
 //! enum owns its `as_str`/`parse` pair and serde uses the same names. The
 //! database stores the same strings, which keeps rows readable with `psql`.
+//! The `ToSchema` derive gives the OpenAPI document the same spellings; it
+//! is a compile-time description only, no I/O.
 
 use serde::{Deserialize, Serialize};
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 

@@ -4,12 +4,17 @@
 //! Every rejection axum's own extractors can produce (bad JSON, a path id
 //! that is not a number, a body over the limit) is converted here too, so
 //! no client ever sees a plain-text error from the framework.
+//!
+//! The bottom of the file describes the same body and the common error
+//! responses for the OpenAPI document; handlers name the groups that apply
+//! to them in `#[utoipa::path(responses(...))]`.
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::store::StoreError;
 
@@ -204,3 +209,94 @@ pub struct ApiPath<T>(pub T);
 pub struct ApiQuery<T>(pub T);
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+// What `ApiError::into_response` writes, described for the document under
+// the name `Error`. `into_response` builds it with `json!` because `extra`
+// merges arbitrary fields into the object; `issue_id` is the only one today.
+
+/// Every error response (SPEC §4).
+#[derive(ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    #[schema(inline)]
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a human message.
+#[derive(ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `not_found`, `forbidden`, `invalid_request`.
+    pub code: String,
+    pub message: String,
+    /// Only with 409 `customer_has_open_issue`: the customer's open issue.
+    pub issue_id: Option<i64>,
+}
+
+/// What every route behind the bearer token can answer.
+#[derive(IntoResponses)]
+pub enum AuthErrors {
+    /// `unauthorized`: no bearer token, an unknown one, or a deactivated
+    /// staff member (with `WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `internal_error`: see the server log.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
+
+/// Admin-only routes (SPEC §4.1).
+#[derive(IntoResponses)]
+pub enum AdminErrors {
+    /// `forbidden`: the caller is an agent; only admins may do this.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// Actions that a rule may refuse to this caller.
+#[derive(IntoResponses)]
+pub enum RuleErrors {
+    /// `forbidden` or `not_assignee`: the caller may not do this here.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// Routes that name a resource by id.
+#[derive(IntoResponses)]
+pub enum NotFoundError {
+    /// `not_found`: no such resource (or an id that is not a number).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// Routes whose request is refused by the state it finds.
+#[derive(IntoResponses)]
+pub enum ConflictError {
+    /// A state conflict, e.g. `already_assigned`, `issue_closed`,
+    /// `not_closed`, `already_merged`, `customer_has_open_issue` (with
+    /// `issue_id`).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+}
+
+/// Routes that take a JSON body.
+#[derive(IntoResponses)]
+pub enum BodyErrors {
+    /// `invalid_json`: malformed JSON or not `Content-Type: application/json`.
+    #[response(status = 400)]
+    InvalidJson(ErrorBody),
+    /// `payload_too_large`: the body is over the limit.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// `invalid_request` (missing or wrong fields) or a more specific code
+    /// such as `body_too_long` or `channel_unavailable`.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+}
+
+/// Routes with query parameters.
+#[derive(IntoResponses)]
+pub enum QueryErrors {
+    /// `invalid_parameter`: a query parameter out of range or malformed.
+    #[response(status = 400)]
+    InvalidParameter(ErrorBody),
+}

@@ -1,32 +1,55 @@
 //! Attachments: the files of an issue and their download (SPEC §3.4, §4).
 //! Staff only; files are always served as downloads with `nosniff`, so a
 //! customer's HTML file can never run in a staff member's browser.
+//! Routes are registered with `routes!` from their `#[utoipa::path]`.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ApiPath, ApiResult};
+use super::error::{ApiError, ApiPath, ApiResult, AuthErrors, NotFoundError};
+use crate::store::AttachmentView;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/issues/{id}/attachments", get(issue_files))
-        .route("/api/attachments/{id}", get(download))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue_files))
+        .routes(routes!(download))
 }
 
+/// Every file shared in an issue, images and documents apart.
+#[derive(Serialize, ToSchema)]
+struct IssueFiles {
+    images: Vec<AttachmentView>,
+    documents: Vec<AttachmentView>,
+}
+
+/// Files shared in an issue
+#[utoipa::path(
+    get,
+    path = "/api/issues/{id}/attachments",
+    tag = "attachments",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 200, description = "The issue's files", body = IssueFiles),
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn issue_files(
     State(state): State<AppState>,
     Caller(_): Caller,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueFiles>> {
     let (images, documents) = state.store.issue_attachments(id).await?;
-    Ok(Json(json!({ "images": images, "documents": documents })))
+    Ok(Json(IssueFiles { images, documents }))
 }
 
 /// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266 / 5987).
@@ -55,6 +78,21 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
+/// Download an attachment
+///
+/// Always as a download (`Content-Disposition: attachment`) with
+/// `X-Content-Type-Options: nosniff`, in the content type it was stored with.
+#[utoipa::path(
+    get,
+    path = "/api/attachments/{id}",
+    tag = "attachments",
+    params(("id" = i64, Path, description = "Attachment id")),
+    responses(
+        (status = 200, description = "The file's bytes, with its stored `Content-Type`", content_type = "application/octet-stream"),
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn download(
     State(state): State<AppState>,
     Caller(_): Caller,

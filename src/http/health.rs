@@ -4,31 +4,78 @@
 //! answers and is migrated. A channel that is down shows `ok: false` in its
 //! own check without making the instance unready, so a load balancer keeps
 //! webhooks flowing while, say, one mailbox is unreachable.
+//!
+//! None of these take the bearer token (`security(())` overrides the
+//! document's default), so probes and Prometheus need no secret.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `/healthz`: the process answers.
+#[derive(Serialize, ToSchema)]
+struct Liveness {
+    /// Always `ok`.
+    status: &'static str,
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let mut checks = Map::new();
+/// Liveness
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "The process is up", body = Liveness))
+)]
+async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
+}
+
+/// `/readyz` (SPEC §4.1).
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// The database is reachable and migrated.
+    ready: bool,
+    /// `database`, then one per channel (`imap:<name>`, `twilio`, `smtp`):
+    /// each `{"ok": bool, "error"?, "last_success"?, …}`.
+    checks: BTreeMap<String, Value>,
+}
+
+/// Readiness
+///
+/// 200 when this instance can serve (database reachable and migrated), 503
+/// when not. A failing channel shows `ok: false` in its own check without
+/// making the instance unready.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: see `checks.database`", body = Readiness),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let mut checks = BTreeMap::new();
     let db = tokio::time::timeout(Duration::from_secs(5), async {
         state.store.ping().await?;
         state.store.is_migrated().await
@@ -72,9 +119,26 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({ "ready": db_ok, "checks": checks })))
+    (
+        status,
+        Json(Readiness {
+            ready: db_ok,
+            checks,
+        }),
+    )
 }
 
+/// Prometheus metrics
+///
+/// Ingest counts by channel and rule, rejections by reason, IMAP fetch
+/// lag, outbox depth and failures, HTTP latency.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String))
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(depth) = state.store.outbox_depth().await {
         state.metrics.outbox_depth(depth);

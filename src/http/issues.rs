@@ -1,46 +1,53 @@
 //! The Issue Tracker: list, detail, timeline, the state machine actions,
 //! replies, comments, read markers and staff-initiated issues.
+//!
+//! Each handler carries its `#[utoipa::path]` and is registered through
+//! `routes!`, so the router and the OpenAPI document are one list.
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::error::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AuthErrors, BodyErrors, ConflictError,
+    NotFoundError, QueryErrors, RuleErrors,
+};
 use crate::domain::{Channel, Contact, IssueStatus};
-use crate::store::{AssigneeFilter, IssueAction, IssueFilter, NewIssue, StatusFilter};
+use crate::store::{
+    AssigneeFilter, IssueAction, IssueCounts, IssueFilter, IssueView, MessageView, NewIssue,
+    StatusFilter,
+};
 
 /// Twilio refuses bodies over 1,600 characters.
 const SMS_MAX_CHARS: usize = 1600;
 /// Largest reply or comment we accept.
 const BODY_MAX_CHARS: usize = 100_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/issues", get(list).post(create))
-        .route("/api/issues/{id}", get(detail))
-        .route("/api/issues/{id}/messages", get(messages))
-        .route("/api/issues/{id}/take", post(take))
-        .route("/api/issues/{id}/assign", post(assign))
-        .route("/api/issues/{id}/unassign", post(unassign))
-        .route("/api/issues/{id}/close", post(close))
-        .route("/api/issues/{id}/resolve", post(resolve))
-        .route("/api/issues/{id}/reopen", post(reopen))
-        .route("/api/issues/{id}/replies", post(reply))
-        .route("/api/issues/{id}/comments", post(comment))
-        .route("/api/issues/{id}/read", post(read))
-        .route(
-            "/api/messages/{id}",
-            patch(edit_message).delete(delete_message),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(detail))
+        .routes(routes!(messages))
+        .routes(routes!(take))
+        .routes(routes!(assign))
+        .routes(routes!(unassign))
+        .routes(routes!(close))
+        .routes(routes!(resolve))
+        .routes(routes!(reopen))
+        .routes(routes!(reply))
+        .routes(routes!(comment))
+        .routes(routes!(read))
+        .routes(routes!(edit_message, delete_message))
 }
 
 fn param_error(name: &str, why: &str) -> ApiError {
@@ -79,11 +86,43 @@ fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
     Some((at, id.parse().ok()?))
 }
 
+/// `GET /api/issues`: one page of the list.
+#[derive(Serialize, ToSchema)]
+struct IssuePage {
+    issues: Vec<IssueView>,
+    /// Pass back as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+    counts: IssueCounts,
+}
+
+/// List issues, newest activity first
+///
+/// Without `status` the list shows open issues. `counts` honour every
+/// filter except `status`.
+#[utoipa::path(
+    get,
+    path = "/api/issues",
+    operation_id = "list_issues",
+    tag = "issues",
+    params(
+        ("status" = Option<String>, Query, description = "`unassigned`, `assigned`, `closed` or `open` (not closed; the default)"),
+        ("assignee" = Option<String>, Query, description = "`me`, `none` or a staff id"),
+        ("q" = Option<String>, Query, description = "Search subject, customer name, phone or email"),
+        ("customer" = Option<i64>, Query, description = "Only this customer's issues"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of issues", body = IssuePage),
+        QueryErrors,
+        AuthErrors,
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssuePage>> {
     let status = match q.get("status").map(String::as_str) {
         None | Some("") | Some("open") => Some(StatusFilter::Open),
         Some(s) => Some(StatusFilter::Is(IssueStatus::parse(s).ok_or_else(
@@ -138,25 +177,65 @@ async fn list(
                 .map(|i| encode_cursor(i.last_message_at, i.id))
         })
         .flatten();
-    Ok(Json(
-        json!({ "issues": issues, "next_cursor": next_cursor, "counts": counts }),
-    ))
+    Ok(Json(IssuePage {
+        issues,
+        next_cursor,
+        counts,
+    }))
 }
 
+/// One issue
+#[utoipa::path(
+    get,
+    path = "/api/issues/{id}",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 200, description = "The issue", body = IssueView),
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn detail(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.store.issue(id, me.id).await?)))
+) -> ApiResult<Json<IssueView>> {
+    Ok(Json(state.store.issue(id, me.id).await?))
 }
 
+/// `GET /api/issues/{id}/messages`: one page of the timeline.
+#[derive(Serialize, ToSchema)]
+struct MessagePage {
+    /// Oldest first.
+    messages: Vec<MessageView>,
+    /// Pass back as `before` to load the older page; null at the start.
+    next_cursor: Option<i64>,
+}
+
+/// An issue's timeline, oldest first
+#[utoipa::path(
+    get,
+    path = "/api/issues/{id}/messages",
+    tag = "issues",
+    params(
+        ("id" = i64, Path, description = "Issue id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("before" = Option<i64>, Query, description = "`next_cursor` of the previous page: loads older messages"),
+    ),
+    responses(
+        (status = 200, description = "A page of the timeline", body = MessagePage),
+        QueryErrors,
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn messages(
     State(state): State<AppState>,
     Caller(_me): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MessagePage>> {
     let limit = parse_limit(&q)?;
     let before = match q.get("before").filter(|b| !b.is_empty()) {
         None => None,
@@ -166,7 +245,10 @@ async fn messages(
         ),
     };
     let (messages, next) = state.store.messages(id, before, limit).await?;
-    Ok(Json(json!({ "messages": messages, "next_cursor": next })))
+    Ok(Json(MessagePage {
+        messages,
+        next_cursor: next,
+    }))
 }
 
 async fn act(
@@ -174,74 +256,107 @@ async fn act(
     me: &crate::store::Staff,
     id: i64,
     action: IssueAction,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueView>> {
     let issue = state.store.transition(id, me, action).await?;
     tracing::info!(issue_id = id, staff_id = me.id, ?action, "issue action");
-    Ok(Json(json!(issue)))
+    Ok(Json(issue))
 }
 
-async fn take(
-    State(s): State<AppState>,
-    Caller(me): Caller,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    act(&s, &me, id, IssueAction::Take).await
+/// The state machine actions that take no body: alike but for path and
+/// action, so one macro writes each handler with its `#[utoipa::path]`.
+macro_rules! action {
+    ($(#[doc = $doc:literal])* $name:ident, $path:tt, $action:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "issues",
+            params(("id" = i64, Path, description = "Issue id")),
+            responses(
+                (status = 200, description = "The issue after the action", body = IssueView),
+                RuleErrors,
+                NotFoundError,
+                ConflictError,
+                AuthErrors,
+            )
+        )]
+        async fn $name(
+            State(s): State<AppState>,
+            Caller(me): Caller,
+            ApiPath(id): ApiPath<i64>,
+        ) -> ApiResult<Json<IssueView>> {
+            act(&s, &me, id, $action).await
+        }
+    };
 }
 
-#[derive(Deserialize)]
+action!(
+    /// Take It: assign the issue to the caller
+    take, "/api/issues/{id}/take", IssueAction::Take
+);
+action!(
+    /// Unassign
+    unassign, "/api/issues/{id}/unassign", IssueAction::Unassign
+);
+action!(
+    /// Mark as Closed
+    close, "/api/issues/{id}/close", IssueAction::Close
+);
+action!(
+    /// Resolve
+    resolve, "/api/issues/{id}/resolve", IssueAction::Resolve
+);
+action!(
+    /// Reopen a closed issue
+    reopen, "/api/issues/{id}/reopen", IssueAction::Reopen
+);
+
+/// `POST /api/issues/{id}/assign`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Assign)]
 struct AssignBody {
+    /// The staff member to assign.
     assignee_id: i64,
 }
 
+/// Assign It
+#[utoipa::path(
+    post,
+    path = "/api/issues/{id}/assign",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    request_body = AssignBody,
+    responses(
+        (status = 200, description = "The issue, now assigned", body = IssueView),
+        BodyErrors,
+        RuleErrors,
+        NotFoundError,
+        ConflictError,
+        AuthErrors,
+    )
+)]
 async fn assign(
     State(s): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<AssignBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueView>> {
     act(&s, &me, id, IssueAction::Assign(body.assignee_id)).await
 }
 
-async fn unassign(
-    State(s): State<AppState>,
-    Caller(me): Caller,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    act(&s, &me, id, IssueAction::Unassign).await
-}
-
-async fn close(
-    State(s): State<AppState>,
-    Caller(me): Caller,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    act(&s, &me, id, IssueAction::Close).await
-}
-
-async fn resolve(
-    State(s): State<AppState>,
-    Caller(me): Caller,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    act(&s, &me, id, IssueAction::Resolve).await
-}
-
-async fn reopen(
-    State(s): State<AppState>,
-    Caller(me): Caller,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    act(&s, &me, id, IssueAction::Reopen).await
-}
-
-#[derive(Deserialize)]
+/// A private comment, new or edited.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Comment)]
 struct BodyOnly {
     body: String,
 }
 
-#[derive(Deserialize)]
+/// A reply to the customer.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Reply)]
 struct ReplyBody {
     body: String,
+    /// `sms` or `email`; the issue's own channel when absent.
     channel: Option<String>,
 }
 
@@ -281,12 +396,30 @@ fn check_channel(state: &AppState, channel: Channel, body: &str) -> ApiResult<()
     }
 }
 
+/// Reply to the customer
+///
+/// Goes out over the issue's channel (or `channel`) through the outbox;
+/// the answer is the message with `delivery.status = "queued"`.
+#[utoipa::path(
+    post,
+    path = "/api/issues/{id}/replies",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    request_body = ReplyBody,
+    responses(
+        (status = 202, description = "The reply, queued for delivery", body = MessageView),
+        BodyErrors,
+        NotFoundError,
+        ConflictError,
+        AuthErrors,
+    )
+)]
 async fn reply(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ReplyBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
     check_body(&req.body)?;
     let channel = match req.channel.as_deref() {
         None => None,
@@ -304,41 +437,101 @@ async fn reply(
         staff_id = me.id,
         "reply queued"
     );
-    Ok((StatusCode::ACCEPTED, Json(json!(message))))
+    Ok((StatusCode::ACCEPTED, Json(message)))
 }
 
+/// Add a private comment
+#[utoipa::path(
+    post,
+    path = "/api/issues/{id}/comments",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    request_body = BodyOnly,
+    responses(
+        (status = 201, description = "The comment", body = MessageView),
+        BodyErrors,
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn comment(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<BodyOnly>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
     check_body(&req.body)?;
     let message = state.store.add_comment(id, &me, &req.body).await?;
-    Ok((StatusCode::CREATED, Json(json!(message))))
+    Ok((StatusCode::CREATED, Json(message)))
 }
 
+/// Mark the issue read for the caller
+#[utoipa::path(
+    post,
+    path = "/api/issues/{id}/read",
+    operation_id = "mark_issue_read",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 200, description = "The issue, `unread: false`", body = IssueView),
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueView>> {
     state.store.mark_read(id, me.id).await?;
-    Ok(Json(json!(state.store.issue(id, me.id).await?)))
+    Ok(Json(state.store.issue(id, me.id).await?))
 }
 
+/// Edit a private comment
+///
+/// Its author within 5 hours, an admin at any time; replies cannot be
+/// edited.
+#[utoipa::path(
+    patch,
+    path = "/api/messages/{id}",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Message id")),
+    request_body = BodyOnly,
+    responses(
+        (status = 200, description = "The comment, with `edited_at`", body = MessageView),
+        BodyErrors,
+        RuleErrors,
+        NotFoundError,
+        ConflictError,
+        AuthErrors,
+    )
+)]
 async fn edit_message(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<BodyOnly>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MessageView>> {
     check_body(&req.body)?;
-    Ok(Json(json!(
-        state.store.edit_comment(id, &me, &req.body).await?
-    )))
+    Ok(Json(state.store.edit_comment(id, &me, &req.body).await?))
 }
 
+/// Delete a private comment
+///
+/// Same rules as editing; a deleted comment is gone (404).
+#[utoipa::path(
+    delete,
+    path = "/api/messages/{id}",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Message id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        RuleErrors,
+        NotFoundError,
+        ConflictError,
+        AuthErrors,
+    )
+)]
 async fn delete_message(
     State(state): State<AppState>,
     Caller(me): Caller,
@@ -348,19 +541,40 @@ async fn delete_message(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// A staff-initiated issue: give `customer_id` or `contact`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewIssue)]
 struct CreateBody {
     customer_id: Option<i64>,
+    /// A phone number (E.164 or national) or an email address.
     contact: Option<String>,
     subject: Option<String>,
     body: String,
 }
 
+/// Open an issue to a customer (New Ticket)
+///
+/// Opens an issue assigned to the caller and sends `body` as its first
+/// message. 409 `customer_has_open_issue` (with `issue_id`) when the
+/// customer already has an open issue: reply there.
+#[utoipa::path(
+    post,
+    path = "/api/issues",
+    operation_id = "create_issue",
+    tag = "issues",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The new issue", body = IssueView),
+        BodyErrors,
+        ConflictError,
+        AuthErrors,
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiJson(req): ApiJson<CreateBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<IssueView>)> {
     check_body(&req.body)?;
     let region = state.config.threading.default_region.as_ref();
     let contact = match req
@@ -411,7 +625,7 @@ async fn create(
         staff_id = me.id,
         "staff opened an issue"
     );
-    Ok((StatusCode::CREATED, Json(json!(issue))))
+    Ok((StatusCode::CREATED, Json(issue)))
 }
 
 #[cfg(test)]

@@ -4,6 +4,11 @@
 //! merged here under one shared `AppState`. Handlers translate requests to
 //! store calls and nothing more: rules live in `domain/`, persistence in
 //! `store/`.
+//!
+//! The routers are utoipa-axum `OpenApiRouter`s: each route is registered
+//! from its handler's `#[utoipa::path]`, so `api()` yields the axum routes
+//! and the OpenAPI document together, and `/api/openapi.json` serves what
+//! `router()` serves (see `openapi`).
 
 pub mod auth;
 pub mod broadcasts;
@@ -24,6 +29,8 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::sync::Notify;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::channels::sms::twilio::TwilioClient;
 use crate::config::Config;
@@ -53,9 +60,11 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-/// The whole router.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route with its documentation, and the layers that belong to
+/// groups of routes (the admin API's body limit; the webhooks carry their
+/// own). `router()` serves it; `openapi::document()` describes it.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(issues::router())
         .merge(people::router())
         .merge(notifications::router())
@@ -65,6 +74,12 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .merge(webhooks::router())
         .merge(health::router())
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let (routes, _doc) = api().split_for_parts();
+    routes
         // After every route is registered: it applies to those before it.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

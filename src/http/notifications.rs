@@ -1,40 +1,74 @@
 //! In-app notifications, preferences, watchers and the live stream (SPEC §4,
 //! §5).
+//!
+//! Routes are registered with `routes!` from their `#[utoipa::path]`, so
+//! what is served and what `/api/openapi.json` documents cannot drift.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use futures::Stream;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
-use crate::domain::notify::NotifyEvent;
-use crate::store::{Staff, StreamRow};
+use super::error::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AuthErrors, BodyErrors, NotFoundError,
+    QueryErrors,
+};
+use crate::domain::notify::{Cell, NotifyEvent};
+use crate::store::{NotificationView, Staff, StreamRow};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/notifications", get(list))
-        .route("/api/notifications/read", post(mark_read))
-        .route("/api/me/preferences", get(get_prefs).put(put_prefs))
-        .route("/api/issues/{id}/watch", post(watch).delete(unwatch))
-        .route("/api/stream", get(stream))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(mark_read))
+        .routes(routes!(get_prefs, put_prefs))
+        .routes(routes!(watch, unwatch))
+        .routes(routes!(stream))
 }
 
+/// `GET /api/notifications`: one page, newest first.
+#[derive(Serialize, ToSchema)]
+struct NotificationPage {
+    notifications: Vec<NotificationView>,
+    unread_count: i64,
+    /// Pass back as `cursor` for the next page; null on the last page.
+    next_cursor: Option<i64>,
+}
+
+/// The caller's in-app notifications
+#[utoipa::path(
+    get,
+    path = "/api/notifications",
+    operation_id = "list_notifications",
+    tag = "notifications",
+    params(
+        ("unread" = Option<bool>, Query, description = "Only unread ones"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("cursor" = Option<i64>, Query, description = "`next_cursor` of the previous page (`before` is accepted too)"),
+    ),
+    responses(
+        (status = 200, description = "A page of notifications", body = NotificationPage),
+        QueryErrors,
+        AuthErrors,
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NotificationPage>> {
     let unread = match q.get("unread").map(String::as_str) {
         None | Some("") | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -73,23 +107,46 @@ async fn list(
     let next = (list.len() as i64 == limit)
         .then(|| list.last().map(|n| n.id))
         .flatten();
-    Ok(Json(
-        json!({ "notifications": list, "unread_count": unread_count, "next_cursor": next }),
-    ))
+    Ok(Json(NotificationPage {
+        notifications: list,
+        unread_count,
+        next_cursor: next,
+    }))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/notifications/read`: `ids` or `"all": true`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReadNotifications)]
 struct ReadBody {
     ids: Option<Vec<i64>>,
     all: Option<bool>,
 }
 
+/// What is left unread.
+#[derive(Serialize, ToSchema)]
+struct UnreadCount {
+    unread_count: i64,
+}
+
+/// Mark notifications read
+#[utoipa::path(
+    post,
+    path = "/api/notifications/read",
+    operation_id = "mark_notifications_read",
+    tag = "notifications",
+    request_body = ReadBody,
+    responses(
+        (status = 200, description = "The unread count left", body = UnreadCount),
+        BodyErrors,
+        AuthErrors,
+    )
+)]
 async fn mark_read(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiJson(body): ApiJson<ReadBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UnreadCount>> {
     let unread = match (body.ids, body.all) {
         (_, Some(true)) => state.store.mark_notifications_read(me.id, None).await?,
         (Some(ids), _) => {
@@ -105,31 +162,77 @@ async fn mark_read(
             ));
         }
     };
-    Ok(Json(json!({ "unread_count": unread })))
+    Ok(Json(UnreadCount {
+        unread_count: unread,
+    }))
 }
 
-fn prefs_json(m: &std::collections::BTreeMap<NotifyEvent, crate::domain::notify::Cell>) -> Value {
-    let mut out = Map::new();
-    for (e, c) in m {
-        out.insert(
-            e.as_str().to_string(),
-            json!({ "in_app": c.in_app, "email": c.email }),
-        );
-    }
-    Value::Object(out)
+/// The notification matrix: one key per event of SPEC §5
+/// (`issue_opened`, `customer_replied`, …), each `{in_app, email}`.
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+pub struct Preferences(BTreeMap<String, Cell>);
+
+// `put_prefs` reads the body as JSON and checks every key itself, so that
+// unknown events or channels are refused by name; this type only describes
+// it for the document.
+
+/// A change to the matrix: any subset of events, and of channels per event.
+#[derive(ToSchema)]
+pub struct PreferencesPatch(pub BTreeMap<String, CellPatch>);
+
+/// One event's switches in a change; an absent one stays as it is.
+#[derive(ToSchema)]
+pub struct CellPatch {
+    pub in_app: Option<bool>,
+    pub email: Option<bool>,
 }
 
-async fn get_prefs(State(state): State<AppState>, Caller(me): Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(prefs_json(&state.store.preferences(&me).await?)))
+fn prefs(m: &BTreeMap<NotifyEvent, Cell>) -> Preferences {
+    Preferences(
+        m.iter()
+            .map(|(e, c)| (e.as_str().to_string(), *c))
+            .collect(),
+    )
 }
 
+/// The caller's notification preferences
+#[utoipa::path(
+    get,
+    path = "/api/me/preferences",
+    tag = "notifications",
+    responses(
+        (status = 200, description = "The matrix", body = Preferences),
+        AuthErrors,
+    )
+)]
+async fn get_prefs(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+) -> ApiResult<Json<Preferences>> {
+    Ok(Json(prefs(&state.store.preferences(&me).await?)))
+}
+
+/// Change notification preferences
+///
 /// Accepts any subset: `{"issue_opened": {"email": true}, …}`. Unknown
 /// events or channels are refused, naming them, before anything changes.
+#[utoipa::path(
+    put,
+    path = "/api/me/preferences",
+    tag = "notifications",
+    request_body = PreferencesPatch,
+    responses(
+        (status = 200, description = "The whole matrix after the change", body = Preferences),
+        BodyErrors,
+        AuthErrors,
+    )
+)]
 async fn put_prefs(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Preferences>> {
     let Some(obj) = body.as_object() else {
         return Err(ApiError::unprocessable(
             "invalid_request",
@@ -171,31 +274,69 @@ async fn put_prefs(
             format!("unknown events or channels: {}", unknown.join(", ")),
         ));
     }
-    Ok(Json(prefs_json(
+    Ok(Json(prefs(
         &state.store.set_preferences(&me, &changes).await?,
     )))
 }
 
+/// Whether the caller watches an issue, and who does.
+#[derive(Serialize, ToSchema)]
+struct Watching {
+    issue_id: i64,
+    watching: bool,
+    /// Staff ids of every watcher.
+    watchers: Vec<i64>,
+}
+
+async fn set_watch(state: &AppState, me: &Staff, id: i64, on: bool) -> ApiResult<Json<Watching>> {
+    let watchers = state.store.watch(id, me.id, on).await?;
+    Ok(Json(Watching {
+        issue_id: id,
+        watching: on,
+        watchers,
+    }))
+}
+
+/// Watch an issue
+///
+/// Watchers get the assignee's notifications without owning the issue.
+#[utoipa::path(
+    post,
+    path = "/api/issues/{id}/watch",
+    tag = "notifications",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 200, description = "Now watching", body = Watching),
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn watch(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    let watchers = state.store.watch(id, me.id, true).await?;
-    Ok(Json(
-        json!({ "issue_id": id, "watching": true, "watchers": watchers }),
-    ))
+) -> ApiResult<Json<Watching>> {
+    set_watch(&state, &me, id, true).await
 }
 
+/// Stop watching an issue
+#[utoipa::path(
+    delete,
+    path = "/api/issues/{id}/watch",
+    tag = "notifications",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 200, description = "No longer watching", body = Watching),
+        NotFoundError,
+        AuthErrors,
+    )
+)]
 async fn unwatch(
     State(state): State<AppState>,
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
-    let watchers = state.store.watch(id, me.id, false).await?;
-    Ok(Json(
-        json!({ "issue_id": id, "watching": false, "watchers": watchers }),
-    ))
+) -> ApiResult<Json<Watching>> {
+    set_watch(&state, &me, id, false).await
 }
 
 /// Turns a log row into the SSE event the caller sees, if any.
@@ -245,7 +386,21 @@ async fn replay(
     }
 }
 
-/// `GET /api/stream`: Server-Sent Events for the caller.
+/// Live events for the caller (Server-Sent Events)
+///
+/// `event: issue` (data: the issue as in the list), `event: message` (data:
+/// the message), `event: notification` (data: the notification). Each event
+/// has an `id:`; reconnecting with `Last-Event-ID` replays what was missed.
+#[utoipa::path(
+    get,
+    path = "/api/stream",
+    tag = "notifications",
+    params(("Last-Event-ID" = Option<i64>, Header, description = "The last event id seen: replays everything after it")),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
+        AuthErrors,
+    )
+)]
 async fn stream(
     State(state): State<AppState>,
     Caller(me): Caller,

@@ -7,17 +7,21 @@
 //! `/metrics` and `/api/rejected` instead of silently losing messages, the
 //! trap Chatwoot fell into. If the database fails we answer 500 and Twilio
 //! retries; dedupe on `MessageSid` makes the retry harmless.
+//!
+//! Twilio signs these instead of sending the bearer token, so their
+//! `#[utoipa::path]` clears the document's default security.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde_json::json;
+use utoipa::IntoResponses;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::channels::sms::twilio::{self, EMPTY_TWIML, InboundSms, StatusCallback};
 use crate::domain::{Channel, Contact, DeliveryStatus, Phone};
 use crate::store::{Inbound, IngestOptions, IngestOutcome};
@@ -25,11 +29,32 @@ use crate::store::{Inbound, IngestOptions, IngestOutcome};
 /// SPEC §3.2: a webhook body over 64 KiB is refused with 413.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/twilio/sms", post(sms))
-        .route("/webhooks/twilio/status", post(status))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sms))
+        .routes(routes!(status))
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
+}
+
+/// What Twilio can be answered besides the empty TwiML.
+#[derive(IntoResponses)]
+pub enum WebhookErrors {
+    /// `missing_parameter` or `invalid_parameter`.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// `forbidden`: the signature or the account did not verify (kept in
+    /// the rejected log).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// `not_found`: the SMS channel is off.
+    #[response(status = 404)]
+    ChannelOff(ErrorBody),
+    /// `payload_too_large`: over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// `internal_error`: not stored; Twilio retries.
+    #[response(status = 500)]
+    Internal(ErrorBody),
 }
 
 fn twiml() -> Response {
@@ -111,6 +136,22 @@ async fn verify(
     .into_response())
 }
 
+/// Twilio inbound SMS webhook
+///
+/// Verified by `X-Twilio-Signature` against `server.public_url`, then
+/// stored in one transaction before the 200.
+#[utoipa::path(
+    post,
+    path = "/webhooks/twilio/sms",
+    tag = "webhooks",
+    security(()),
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 of the URL and parameters")),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "Twilio's parameters (`MessageSid`, `AccountSid`, `From`, `Body`, `NumMedia`, …)"),
+    responses(
+        (status = 200, description = "Stored (or a duplicate): empty TwiML", content_type = "text/xml", body = String),
+        WebhookErrors,
+    )
+)]
 async fn sms(
     State(state): State<AppState>,
     uri: Uri,
@@ -212,6 +253,21 @@ async fn sms(
     }
 }
 
+/// Twilio delivery status callback
+///
+/// Moves a reply's `delivery.status` forward (never back).
+#[utoipa::path(
+    post,
+    path = "/webhooks/twilio/status",
+    tag = "webhooks",
+    security(()),
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 of the URL and parameters")),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "Twilio's parameters (`MessageSid`, `MessageStatus`, `ErrorCode`, …)"),
+    responses(
+        (status = 200, description = "Recorded (or ignored): empty TwiML", content_type = "text/xml", body = String),
+        WebhookErrors,
+    )
+)]
 async fn status(
     State(state): State<AppState>,
     uri: Uri,

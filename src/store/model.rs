@@ -4,16 +4,21 @@
 //! mapping layer in `http/`: the shapes are the contract, there is exactly
 //! one of each, and keeping them next to the SQL that fills them means a
 //! new column cannot be forgotten in one of two places.
+//!
+//! For the same reason the OpenAPI schemas are derived here (`ToSchema`),
+//! under the names the document uses (`Issue`, `Message`, `Customer`, …):
+//! a field added to a view shows up in `/api/openapi.json` by itself.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::{
     Channel, ContactKind, EventType, IssueStatus, MessageKind, Resolution, Role, ThreadingRule,
 };
 
 /// A staff member.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Staff {
     pub id: i64,
     pub email: String,
@@ -24,14 +29,14 @@ pub struct Staff {
 }
 
 /// `{id, name}` of a person.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct PersonRef {
     pub id: i64,
     pub name: String,
 }
 
 /// The customer as shown on an issue.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct CustomerRef {
     pub id: i64,
     pub name: String,
@@ -40,7 +45,8 @@ pub struct CustomerRef {
 }
 
 /// An issue, as listed and as shown alone.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Issue)]
 pub struct IssueView {
     pub id: i64,
     pub status: IssueStatus,
@@ -64,7 +70,7 @@ pub struct IssueView {
 }
 
 /// Issues per status, honouring every list filter but `status`.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, ToSchema)]
 pub struct IssueCounts {
     pub unassigned: i64,
     pub assigned: i64,
@@ -72,8 +78,9 @@ pub struct IssueCounts {
 }
 
 /// Who wrote a timeline entry.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Author {
+    /// `customer`, `staff` or `system`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub id: Option<i64>,
@@ -81,21 +88,22 @@ pub struct Author {
 }
 
 /// A provider's error on a failed delivery.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct DeliveryError {
     pub code: String,
     pub message: String,
 }
 
 /// Delivery state of a reply.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Delivery {
     pub status: crate::domain::DeliveryStatus,
     pub error: Option<DeliveryError>,
 }
 
 /// The `event` object of an event message.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = MessageEvent)]
 pub struct EventView {
     #[serde(rename = "type")]
     pub kind: EventType,
@@ -103,7 +111,8 @@ pub struct EventView {
 }
 
 /// A stored attachment.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Attachment)]
 pub struct AttachmentView {
     pub id: i64,
     pub filename: String,
@@ -112,14 +121,15 @@ pub struct AttachmentView {
 }
 
 /// An attachment kept out of the issue, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct RefusedAttachment {
     pub filename: String,
     pub reason: String,
 }
 
 /// One entry in an issue's timeline.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Message)]
 pub struct MessageView {
     pub id: i64,
     pub issue_id: i64,
@@ -138,7 +148,8 @@ pub struct MessageView {
 }
 
 /// A contact on the View Customer page.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = CustomerContact)]
 pub struct ContactView {
     pub kind: ContactKind,
     pub value: String,
@@ -146,7 +157,8 @@ pub struct ContactView {
 }
 
 /// View Customer.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Customer)]
 pub struct CustomerView {
     pub id: i64,
     pub name: String,
@@ -155,9 +167,10 @@ pub struct CustomerView {
 }
 
 /// An entry of the rejected-inbound log.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Rejected {
     pub id: i64,
+    /// `mail` or `webhook`.
     pub kind: String,
     pub reason: String,
     pub received_at: DateTime<Utc>,
@@ -309,7 +322,8 @@ pub struct NewIssue {
 }
 
 /// An in-app notification.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Notification)]
 pub struct NotificationView {
     pub id: i64,
     pub kind: String,
@@ -323,7 +337,7 @@ pub struct NotificationView {
 }
 
 /// Delivery of a notification's email copy.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct EmailDelivery {
     /// `pending`, `sent` or `failed`.
     pub status: &'static str,
@@ -387,7 +401,7 @@ pub struct EmailBatch {
 }
 
 /// One recipient of a broadcast.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, ToSchema)]
 pub struct BroadcastRecipient {
     pub id: i64,
     pub customer_id: i64,
@@ -398,7 +412,8 @@ pub struct BroadcastRecipient {
 }
 
 /// A broadcast with its progress.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Broadcast)]
 pub struct BroadcastView {
     pub id: i64,
     pub body: String,

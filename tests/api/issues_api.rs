@@ -229,28 +229,48 @@ fn assert_error(r: &Resp, status: StatusCode, code: &str) {
     assert_eq!(r.code(), code, "{}", r.text);
 }
 
+/// The fields of SPEC §4.1 on an issue (also checked in the OpenAPI schema).
+pub const ISSUE_FIELDS: &[&str] = &[
+    "id",
+    "status",
+    "subject",
+    "channel",
+    "customer",
+    "assignee",
+    "closed_by",
+    "resolution",
+    "previous_issue_id",
+    "ack_only",
+    "created_at",
+    "updated_at",
+    "last_message_at",
+    "closed_at",
+    "last_message_preview",
+    "message_count",
+    "unread",
+];
+
+/// The fields of SPEC §4.1 on a message (also checked in the OpenAPI schema).
+pub const MESSAGE_FIELDS: &[&str] = &[
+    "id",
+    "issue_id",
+    "kind",
+    "channel",
+    "author",
+    "body",
+    "created_at",
+    "edited_at",
+    "attachments",
+    "refused_attachments",
+    "threading_rule",
+    "delivery",
+    "event",
+];
+
 /// The fields of SPEC §4.1 on an issue, with their types.
 #[track_caller]
 fn assert_issue_shape(i: &Value) {
-    for k in [
-        "id",
-        "status",
-        "subject",
-        "channel",
-        "customer",
-        "assignee",
-        "closed_by",
-        "resolution",
-        "previous_issue_id",
-        "ack_only",
-        "created_at",
-        "updated_at",
-        "last_message_at",
-        "closed_at",
-        "last_message_preview",
-        "message_count",
-        "unread",
-    ] {
+    for k in ISSUE_FIELDS {
         assert!(i.get(k).is_some(), "issue lacks `{k}`: {i}");
     }
     assert!(i["id"].is_i64());
@@ -300,21 +320,7 @@ fn assert_issue_shape(i: &Value) {
 /// are null".
 #[track_caller]
 fn assert_message_shape(m: &Value) {
-    for k in [
-        "id",
-        "issue_id",
-        "kind",
-        "channel",
-        "author",
-        "body",
-        "created_at",
-        "edited_at",
-        "attachments",
-        "refused_attachments",
-        "threading_rule",
-        "delivery",
-        "event",
-    ] {
+    for k in MESSAGE_FIELDS {
         assert!(m.get(k).is_some(), "message lacks `{k}`: {m}");
     }
     assert!(m["id"].is_i64() && m["issue_id"].is_i64());

@@ -47,6 +47,9 @@ impl Drop for Server {
     }
 }
 
+// The child is waited on by `Drop for Server`; only a failed start (which
+// ends the benchmark) leaves it to the OS.
+#[allow(clippy::zombie_processes)]
 fn start(db_url: &str, dir: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .current_dir(dir)
@@ -69,7 +72,8 @@ fn start(db_url: &str, dir: &std::path::Path) -> Server {
         .expect("start switchboard");
     let out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut token = None;
-    for line in out.lines().map_while(Result::ok) {
+    let mut lines = out.lines().map_while(Result::ok);
+    while let Some(line) = lines.next() {
         if let Some(t) = line.strip_prefix("admin token: ") {
             token = Some(t.to_string());
             continue;
@@ -79,6 +83,8 @@ fn start(db_url: &str, dir: &std::path::Path) -> Server {
             .as_str()
             .and_then(|m| m.strip_prefix("listening on "))
         {
+            // Keep reading, or the daemon's logging meets a closed pipe.
+            std::thread::spawn(move || for _ in lines {});
             return Server {
                 child,
                 base: format!("http://{addr}"),
@@ -183,6 +189,7 @@ async fn main() {
         println!("notify_latency: run it with `cargo bench --bench notify_latency`");
         return;
     }
+    switchboard::app::install_crypto_provider();
     let rate: u64 = std::env::var("SB_BENCH_RATE")
         .ok()
         .and_then(|v| v.parse().ok())

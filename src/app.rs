@@ -37,6 +37,8 @@ pub struct Options {
     pub outbox_max_backoff: Duration,
     /// How long shutdown waits for in-flight work.
     pub drain_timeout: Duration,
+    /// How long an IMAP mailbox lease lasts (renewed every third of it).
+    pub mailbox_lease: Duration,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             outbox_base_backoff: Duration::from_secs(1),
             outbox_max_backoff: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(20),
+            mailbox_lease: Duration::from_secs(60),
         }
     }
 }
@@ -288,6 +291,7 @@ impl Application {
             instance: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             twilio: self.state.twilio.clone(),
             smtp: self.smtp.clone(),
+            mailbox_lease: self.options.mailbox_lease,
         };
         for mailbox in &self.state.config.imap {
             long_running.start_mailbox(mailbox.clone());
@@ -374,6 +378,7 @@ struct Workers {
     /// to all of them.
     twilio: Option<TwilioClient>,
     smtp: Option<crate::channels::email::smtp::SmtpSender>,
+    mailbox_lease: Duration,
 }
 
 impl Workers {
@@ -383,7 +388,12 @@ impl Workers {
         let name = cfg.name.clone();
         let token = self.cancel.child_token();
         let worker =
-            crate::channels::email::imap::Mailbox::new(cfg, self.sink.clone(), self.health.clone());
+            crate::channels::email::imap::Mailbox::new(cfg, self.sink.clone(), self.health.clone())
+                .with_tuning(crate::channels::email::imap::Tuning {
+                    lease_ttl: self.mailbox_lease,
+                    ..Default::default()
+                })
+                .with_holder(&self.instance);
         let old = self.mailboxes.remove(&name);
         let run = token.clone();
         let handle = self.tracker.spawn(async move {

@@ -20,6 +20,10 @@ pub struct ChannelState {
     /// For scheduled jobs: when the next run is due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_run: Option<DateTime<Utc>>,
+    /// For IMAP mailboxes: why this instance is not polling it although it
+    /// is fine (another instance holds the mailbox).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<String>,
 }
 
 /// Shared, cheap to clone.
@@ -44,7 +48,18 @@ impl ChannelHealth {
             let s = m.entry(name.to_string()).or_default();
             s.ok = true;
             s.error = None;
+            s.standby = None;
             s.last_success = Some(Utc::now());
+        }
+    }
+
+    /// Healthy but idle on purpose: `why` says what another instance does.
+    pub fn standby(&self, name: &str, why: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            let s = m.entry(name.to_string()).or_default();
+            s.ok = true;
+            s.error = None;
+            s.standby = Some(why.to_string());
         }
     }
 

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
@@ -386,6 +386,11 @@ async fn replay(
     }
 }
 
+/// Live rows taken at once by one stream connection.
+const STREAM_BATCH: usize = 64;
+/// Events of one batch built concurrently (each is a database read).
+const STREAM_CONCURRENCY: usize = 8;
+
 /// Live events for the caller (Server-Sent Events)
 ///
 /// `event: issue` (data: the issue as in the list), `event: message` (data:
@@ -423,23 +428,42 @@ async fn stream(
             let mut sent = HashSet::new();
             let mut last = replay(&state, &me, start, &tx, &mut sent).await?;
             loop {
+                // Take what the hub has queued (up to a batch) and build
+                // the events concurrently, in order: one database read per
+                // event, so under load a one-at-a-time loop falls behind.
+                let mut rows = Vec::new();
+                let mut lagged = false;
                 match live.recv().await {
-                    Ok(row) => {
-                        // Each replayed id comes live at most once more.
-                        if sent.remove(&row.id) {
-                            continue;
-                        }
-                        last = last.max(row.id);
-                        let visible = row.staff_id.is_none() || row.staff_id == Some(me.id);
-                        if visible && let Some(ev) = materialise(&state, &me, &row).await {
-                            tx.send(ev).await.ok()?;
-                        }
-                    }
-                    // Fell behind the hub: catch up from the database.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        last = replay(&state, &me, last, &tx, &mut sent).await?;
-                    }
+                    Ok(row) => rows.push(row),
+                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
                     Err(broadcast::error::RecvError::Closed) => return None::<()>,
+                }
+                while !lagged && rows.len() < STREAM_BATCH {
+                    match live.try_recv() {
+                        Ok(row) => rows.push(row),
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                        Err(_) => break,
+                    }
+                }
+                rows.retain(|row| {
+                    // Each replayed id comes live at most once more.
+                    !sent.remove(&row.id) && (row.staff_id.is_none() || row.staff_id == Some(me.id))
+                });
+                last = rows.iter().map(|r| r.id).fold(last, i64::max);
+                let builds = rows.into_iter().map(|row| {
+                    let (state, me) = (state.clone(), me.clone());
+                    async move { materialise(&state, &me, &row).await }
+                });
+                let events: Vec<Option<Event>> = futures::stream::iter(builds)
+                    .buffered(STREAM_CONCURRENCY)
+                    .collect()
+                    .await;
+                for ev in events.into_iter().flatten() {
+                    tx.send(ev).await.ok()?;
+                }
+                // Fell behind the hub: catch up from the database.
+                if lagged {
+                    last = replay(&state, &me, last, &tx, &mut sent).await?;
                 }
             }
         };

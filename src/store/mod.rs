@@ -823,6 +823,26 @@ impl Store {
         read!(self, |c, q| q::jobs(c).await)
     }
 
+    /// Claims or renews `holder`'s lease on an IMAP mailbox for `ttl`.
+    pub async fn claim_mailbox(
+        &self,
+        mailbox: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = now();
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(60));
+        write_tx!(self, |c, q| q::claim_mailbox(
+            c, mailbox, holder, now, until
+        )
+        .await)
+    }
+
+    /// Gives up `holder`'s lease on a mailbox.
+    pub async fn release_mailbox(&self, mailbox: &str, holder: &str) -> Result<(), StoreError> {
+        write_tx!(self, |c, q| q::release_mailbox(c, mailbox, holder).await)
+    }
+
     /// Escalates issues unassigned since before `cutoff`; returns how many.
     pub async fn escalate_due(
         &self,

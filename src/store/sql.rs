@@ -2117,6 +2117,40 @@ pub async fn finish_job(
     Ok(())
 }
 
+/// Claims or renews the lease on an IMAP mailbox for `holder` until
+/// `until`; false while another holder's lease runs.
+pub async fn claim_mailbox(
+    c: &mut Conn,
+    mailbox: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "INSERT INTO mailbox_leases (mailbox, holder, locked_until) VALUES ($1, $2, $4)
+         ON CONFLICT (mailbox) DO UPDATE SET holder = excluded.holder, locked_until = excluded.locked_until
+         WHERE mailbox_leases.holder = excluded.holder OR mailbox_leases.locked_until <= $3",
+    )
+    .bind(mailbox)
+    .bind(holder)
+    .bind(now)
+    .bind(until)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Gives a mailbox's lease up (a clean stop), if `holder` still has it.
+pub async fn release_mailbox(c: &mut Conn, mailbox: &str, holder: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM mailbox_leases WHERE mailbox = $1 AND holder = $2")
+        .bind(mailbox)
+        .bind(holder)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 /// Issues unassigned since before `cutoff` and not yet escalated.
 pub async fn escalation_due(c: &mut Conn, cutoff: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
     Ok(sqlx::query_scalar(

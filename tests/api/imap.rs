@@ -161,6 +161,7 @@ fn tuning() -> Tuning {
         // Small batches so the backlog tests cross batch boundaries.
         batch_size: 2,
         batch_bytes: 1024 * 1024,
+        lease_ttl: Duration::from_secs(3),
     }
 }
 

@@ -118,4 +118,98 @@ async fn mail_from_dovecot_becomes_an_issue(b: Backend) {
     app.stop().await;
 }
 
+/// SPEC §7: with two instances on one PostgreSQL, one polls the mailbox and
+/// the other stands by; when the first stops, the second takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_polls_a_mailbox_and_another_takes_over() {
+    let dc = Dovecot::start().await;
+    dc.add_user("support", "s3cret").await;
+    let port = dc.imap_port;
+    let mailbox = move || ImapConfig {
+        name: "support".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: Security::Plain,
+        username: "support".into(),
+        password: Some(Secret::new("s3cret")),
+        address: Some("support@switchboard.test".into()),
+        poll_interval: Dur(Duration::from_millis(300)),
+        ..ImapConfig::default()
+    };
+    let mut first = spawn_app_with(Backend::Postgres, move |c| c.imap = vec![mailbox()]).await;
+    let shared_db = first.db.url.clone();
+    let second = spawn_app_with(Backend::Postgres, move |c| {
+        c.imap = vec![mailbox()];
+        c.database.url = shared_db;
+    })
+    .await;
+    let token = first.admin_token.clone();
+    let imap_state = |app: &crate::spawn::TestApp| {
+        let app_base = app.base.clone();
+        async move {
+            let r: serde_json::Value = reqwest::get(format!("{app_base}/readyz"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["checks"]["imap:support"].clone()
+        }
+    };
+    first
+        .eventually(10, "the second instance to stand by", || async {
+            imap_state(&second).await["standby"].is_string()
+        })
+        .await;
+    assert!(imap_state(&first).await["standby"].is_null());
+
+    let mail = |n: u32| {
+        format!(
+            "From: Customer {n} <c{n}@example.com>\r\nTo: support@switchboard.test\r\nSubject: Question {n}\r\nMessage-ID: <q{n}@example.com>\r\n\r\nHello {n}\r\n"
+        )
+    };
+    let issues = |app: &crate::spawn::TestApp| {
+        let (base, token) = (app.base.clone(), token.clone());
+        async move {
+            let r: serde_json::Value = reqwest::Client::new()
+                .get(format!("{base}/api/issues?limit=100"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["issues"].as_array().unwrap().len()
+        }
+    };
+    dc.append("support", "INBOX", mail(1).as_bytes()).await;
+    second
+        .eventually(20, "the first mail to become an issue", || async {
+            issues(&first).await == 1
+        })
+        .await;
+    assert!(imap_state(&second).await["standby"].is_string());
+
+    // The polling instance stops cleanly: the other takes the mailbox.
+    let second_base = second.base.clone();
+    first.halt().await;
+    dc.append("support", "INBOX", mail(2).as_bytes()).await;
+    second
+        .eventually(
+            20,
+            "the second instance to take over and ingest",
+            || async { issues(&second).await == 2 },
+        )
+        .await;
+    let state = imap_state(&second).await;
+    assert!(state["standby"].is_null(), "{state}");
+    assert!(
+        state["last_success"].is_string(),
+        "{state} at {second_base}"
+    );
+    second.stop().await;
+    first.stop().await;
+}
+
 both_backends!(mail_from_dovecot_becomes_an_issue);

@@ -284,10 +284,43 @@ async fn reload_applies_schedules_and_credentials(b: Backend) {
     app.stop().await;
 }
 
+/// Mailbox leases (SPEC §7): one holder at a time, renewable by its holder,
+/// taken over only when it runs out or is released.
+async fn mailbox_leases_have_one_holder(b: Backend) {
+    let db = test_store_with(b, 4).await;
+    let ttl = Duration::from_secs(60);
+    assert!(db.store.claim_mailbox("support", "a", ttl).await.unwrap());
+    assert!(!db.store.claim_mailbox("support", "b", ttl).await.unwrap());
+    assert!(
+        db.store.claim_mailbox("support", "a", ttl).await.unwrap(),
+        "renewal"
+    );
+    assert!(
+        db.store.claim_mailbox("sales", "b", ttl).await.unwrap(),
+        "per mailbox"
+    );
+    // Released: the other takes it at once.
+    db.store.release_mailbox("support", "a").await.unwrap();
+    assert!(db.store.claim_mailbox("support", "b", ttl).await.unwrap());
+    // A release by someone who no longer holds it changes nothing.
+    db.store.release_mailbox("support", "a").await.unwrap();
+    assert!(!db.store.claim_mailbox("support", "a", ttl).await.unwrap());
+    // A holder that stops renewing loses it when the lease runs out.
+    assert!(
+        db.store
+            .claim_mailbox("sales", "b", Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    assert!(db.store.claim_mailbox("sales", "c", ttl).await.unwrap());
+    db.cleanup().await;
+}
+
 both_backends!(
     leases_give_each_tick_to_one_instance,
     escalation_tells_admins_once,
     auto_close_closes_idle_issues,
     old_notifications_are_purged,
-    reload_applies_schedules_and_credentials
+    reload_applies_schedules_and_credentials,
+    mailbox_leases_have_one_holder
 );

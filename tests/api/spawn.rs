@@ -80,15 +80,15 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         outbox_base_backoff: Duration::from_millis(200),
         outbox_max_backoff: Duration::from_secs(2),
         drain_timeout: Duration::from_secs(10),
+        mailbox_lease: Duration::from_secs(3),
     };
     let app = Application::build(config.clone(), options)
         .await
         .expect("build the app");
     let reload = app.reload_handle();
-    let admin_token = app
-        .first_admin_token
-        .clone()
-        .expect("a first admin on an empty database");
+    // Empty when this app shares another test app's database (several
+    // instances): use the first app's token then.
+    let admin_token = app.first_admin_token.clone().unwrap_or_default();
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run(async move {
@@ -262,6 +262,14 @@ impl TestApp {
 
     /// Stops the app the way SIGTERM does and waits for it.
     pub async fn stop(mut self) {
+        self.halt().await;
+        let TestApp { db, .. } = self;
+        db.cleanup().await;
+    }
+
+    /// Shuts the app down cleanly but keeps its database (another app may
+    /// share it); `stop` later only cleans up.
+    pub async fn halt(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -272,7 +280,5 @@ impl TestApp {
                 "app did not shut down cleanly: {res:?}"
             );
         }
-        let TestApp { db, .. } = self;
-        db.cleanup().await;
     }
 }

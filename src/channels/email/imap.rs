@@ -110,6 +110,50 @@ pub trait MailSink: Send + Sync + 'static {
         uidvalidity: u32,
         last_uid: u32,
     ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Claims or renews `holder`'s lease on this mailbox for `ttl` (SPEC §7:
+    /// one poller per mailbox across instances); `Ok(false)` while another
+    /// holder's lease runs. A sink shared by no one may always say yes.
+    fn claim(
+        &self,
+        _mailbox: &str,
+        _holder: &str,
+        _ttl: Duration,
+    ) -> impl Future<Output = Result<bool, String>> + Send {
+        async { Ok(true) }
+    }
+
+    /// Gives the lease up on a clean stop, so another instance takes over
+    /// at once instead of when it runs out.
+    fn release(&self, _mailbox: &str, _holder: &str) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Renews the mailbox lease every third of `ttl` for as long as the
+/// session runs; returns why it was lost (taken over, or not renewable for
+/// two thirds of `ttl`), which ends the session.
+async fn keep_lease<S: MailSink>(sink: &S, mailbox: &str, holder: &str, ttl: Duration) -> String {
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match sink.claim(mailbox, holder, ttl).await {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => return "another instance took the mailbox over".to_string(),
+            Err(e) => {
+                warn!(error = %e, "could not renew the mailbox lease");
+                if renewed.elapsed() >= ttl * 2 / 3 {
+                    return format!("could not renew the mailbox lease: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Who holds mailbox leases from this process.
+fn holder_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}-{:08x}", std::process::id(), rand::random::<u32>()))
 }
 
 /// Timings and limits. The defaults are for production; tests shrink them.
@@ -131,6 +175,9 @@ pub struct Tuning {
     /// And at most about this many bytes (by `RFC822.SIZE`; a single larger
     /// message still goes alone).
     pub batch_bytes: u64,
+    /// How long a mailbox lease lasts; it is renewed every third of that,
+    /// and an instance that stops renewing loses the mailbox after it.
+    pub lease_ttl: Duration,
 }
 
 impl Default for Tuning {
@@ -143,6 +190,7 @@ impl Default for Tuning {
             auth_backoff: Duration::from_secs(60),
             batch_size: 100,
             batch_bytes: 32 * 1024 * 1024,
+            lease_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -154,6 +202,8 @@ pub struct Mailbox<S: MailSink> {
     health: ChannelHealth,
     tuning: Tuning,
     health_name: String,
+    /// Who this worker claims the mailbox lease as: one id per instance.
+    holder: String,
 }
 
 impl<S: MailSink> Mailbox<S> {
@@ -167,7 +217,15 @@ impl<S: MailSink> Mailbox<S> {
             health,
             tuning: Tuning::default(),
             health_name,
+            holder: holder_id().to_string(),
         }
+    }
+
+    /// Claims the mailbox lease as `holder` (the daemon's instance id; by
+    /// default one per process).
+    pub fn with_holder(mut self, holder: &str) -> Self {
+        self.holder = holder.to_string();
+        self
     }
 
     /// Replaces the default timings (tests).
@@ -192,6 +250,7 @@ impl<S: MailSink> Mailbox<S> {
             health: self.health,
             tuning: self.tuning,
             health_name: self.health_name,
+            holder: self.holder,
             shutdown,
             token: None,
             http: None,
@@ -267,6 +326,7 @@ struct Worker<S: MailSink> {
     health: ChannelHealth,
     tuning: Tuning,
     health_name: String,
+    holder: String,
     shutdown: CancellationToken,
     token: Option<CachedToken>,
     http: Option<reqwest::Client>,
@@ -285,9 +345,23 @@ impl<S: MailSink> Worker<S> {
             "mailbox worker started"
         );
         let mut attempt: u32 = 0;
+        let holder = self.holder.clone();
+        let name = self.cfg.name.clone();
         loop {
+            // SPEC §7: only the instance holding the lease polls.
+            if !self.acquire(&holder).await {
+                break;
+            }
             self.progressed = false;
-            let failure = match self.session().await {
+            let sink = self.sink.clone();
+            let ttl = self.tuning.lease_ttl;
+            let stop = tokio::select! {
+                stop = self.session() => stop,
+                lost = keep_lease(&*sink, &name, &holder, ttl) => {
+                    Stop::Failed(Failure::Transient(lost))
+                }
+            };
+            let failure = match stop {
                 Stop::Shutdown => break,
                 Stop::Failed(f) => f,
             };
@@ -312,7 +386,45 @@ impl<S: MailSink> Worker<S> {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
+        self.sink.release(&name, &holder).await;
         info!("mailbox worker stopped");
+    }
+
+    /// Waits until this instance holds the mailbox's lease; false on
+    /// shutdown. While another instance holds it, this one stands by.
+    async fn acquire(&self, holder: &str) -> bool {
+        let mut standing_by = false;
+        loop {
+            match self
+                .sink
+                .claim(&self.cfg.name, holder, self.tuning.lease_ttl)
+                .await
+            {
+                Ok(true) => {
+                    if standing_by {
+                        info!("took the mailbox over");
+                    }
+                    return true;
+                }
+                Ok(false) => {
+                    if !standing_by {
+                        info!("another instance polls this mailbox; standing by");
+                        self.health
+                            .standby(&self.health_name, "another instance polls this mailbox");
+                        standing_by = true;
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "could not claim the mailbox lease");
+                    self.health
+                        .failure(&self.health_name, &format!("mailbox lease: {e}"));
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(self.tuning.lease_ttl / 3) => {}
+            }
+        }
     }
 
     /// One connection, from TCP connect to the failure or shutdown that ends it.
@@ -1177,6 +1289,7 @@ mod tests {
             health: ChannelHealth::default(),
             tuning,
             health_name: "imap:support".into(),
+            holder: "test".into(),
             shutdown: CancellationToken::new(),
             token: None,
             http: None,

@@ -304,4 +304,30 @@ impl super::imap::MailSink for MailIngest {
                 .map_err(|e| e.to_string())
         }
     }
+
+    fn claim(
+        &self,
+        mailbox: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> impl std::future::Future<Output = Result<bool, String>> + Send {
+        let store = self.store.clone();
+        let (mailbox, holder) = (mailbox.to_string(), holder.to_string());
+        async move {
+            store
+                .claim_mailbox(&mailbox, &holder, ttl)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn release(&self, mailbox: &str, holder: &str) -> impl std::future::Future<Output = ()> + Send {
+        let store = self.store.clone();
+        let (mailbox, holder) = (mailbox.to_string(), holder.to_string());
+        async move {
+            if let Err(e) = store.release_mailbox(&mailbox, &holder).await {
+                tracing::warn!(%mailbox, error = %e, "could not release the mailbox lease");
+            }
+        }
+    }
 }

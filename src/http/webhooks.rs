@@ -220,6 +220,7 @@ async fn sms(
         references_header: None,
         referenced_issue: None,
         is_bounce: false,
+        attachments: Vec::new(),
     };
     let opts = IngestOptions::from_config(&state.config);
     match state.store.ingest(&msg, &opts).await {

@@ -207,6 +207,22 @@ pub struct Inbound {
     pub referenced_issue: Option<i64>,
     /// A bounce (recorded as a `bounce` event rather than `auto_reply`).
     pub is_bounce: bool,
+    /// Email attachments, already saved as files (or refused with the
+    /// reason): recorded in the message's own transaction, so a crash never
+    /// leaves a stored message without its attachments.
+    pub attachments: Vec<NewAttachment>,
+}
+
+/// An attachment to record with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    /// The stored file's content hash; `None` when refused.
+    pub sha256: Option<String>,
+    /// Why it was not stored (type, size, count).
+    pub refused: Option<String>,
 }
 
 /// The threading options of the configuration that ingest needs.

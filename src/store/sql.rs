@@ -1418,6 +1418,9 @@ pub async fn ingest(
         let payload = serde_json::json!({ "url": url, "content_type": content_type, "index": index });
         enqueue_job(c, "media", message_id, &payload, now).await?;
     }
+    for a in &msg.attachments {
+        insert_attachment(c, message_id, issue_id, a, now).await?;
+    }
     touch_issue(c, issue_id, true, now).await?;
 
     // SPEC §3.7: acknowledgement-only new issues may be resolved at once.
@@ -2510,6 +2513,30 @@ pub async fn resolve_customer(c: &mut Conn, id: i64) -> Result<Option<i64>, Stor
 
 // ---------------------------------------------------------------- attachments
 
+/// One attachment row (no live event: the caller emits one).
+async fn insert_attachment(
+    c: &mut Conn,
+    message_id: i64,
+    issue_id: i64,
+    a: &NewAttachment,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO attachments (message_id, issue_id, filename, content_type, size, sha256, refused, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(message_id)
+    .bind(issue_id)
+    .bind(&a.filename)
+    .bind(&a.content_type)
+    .bind(a.size)
+    .bind(&a.sha256)
+    .bind(&a.refused)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await?)
+}
+
 /// Records a stored (`sha256` set) or refused (`refused` set) attachment.
 #[allow(clippy::too_many_arguments)]
 pub async fn add_attachment(
@@ -2527,20 +2554,14 @@ pub async fn add_attachment(
         .fetch_optional(&mut *c)
         .await?
         .ok_or(StoreError::NotFound("message"))?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO attachments (message_id, issue_id, filename, content_type, size, sha256, refused, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(message_id)
-    .bind(issue_id)
-    .bind(filename)
-    .bind(content_type)
-    .bind(size)
-    .bind(sha256)
-    .bind(refused)
-    .bind(now)
-    .fetch_one(&mut *c)
-    .await?;
+    let a = NewAttachment {
+        filename: filename.to_string(),
+        content_type: content_type.to_string(),
+        size,
+        sha256: sha256.map(str::to_string),
+        refused: refused.map(str::to_string),
+    };
+    let id = insert_attachment(c, message_id, issue_id, &a, now).await?;
     stream_event(c, "message", None, Some(issue_id), Some(message_id), now).await?;
     Ok(id)
 }

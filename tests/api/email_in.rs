@@ -299,7 +299,56 @@ async fn auto_replies_and_bounces_never_open_issues(b: Backend) {
     app.stop().await;
 }
 
+/// An attachment that cannot be written (here: the directory is a file)
+/// fails the whole mail before anything is committed, so it stays on the
+/// server and arrives whole, files included, once the disk is fixed.
+async fn an_unsaveable_attachment_keeps_the_mail_for_later(b: Backend) {
+    let app = crate::spawn::spawn_app(b).await;
+    let mut ingest = ingest_for(&app);
+    let blocker = app.files.path().join("not-a-directory");
+    std::fs::write(&blocker, b"x").unwrap();
+    ingest.attachments.dir = blocker;
+    let err = ingest
+        .ingest("support", 7, fixture("attachments"))
+        .await
+        .unwrap_err();
+    assert!(err.contains("saving attachment"), "{err}");
+    assert!(open_issues(&app).await.is_empty(), "nothing half-stored");
+
+    ingest.attachments.dir = app.files.path().to_path_buf();
+    ingest
+        .ingest("support", 7, fixture("attachments"))
+        .await
+        .unwrap();
+    let issues = open_issues(&app).await;
+    assert_eq!(issues.len(), 1);
+    let issue = issues[0]["id"].as_i64().unwrap();
+    let files = app
+        .get(
+            &format!("/api/issues/{issue}/attachments"),
+            &app.admin_token,
+        )
+        .await;
+    let stored: Vec<Value> = files.body["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(files.body["documents"].as_array().unwrap())
+        .cloned()
+        .collect();
+    assert!(stored.len() >= 2, "{}", files.text);
+    for f in &stored {
+        let id = f["id"].as_i64().unwrap();
+        let r = app
+            .get(&format!("/api/attachments/{id}"), &app.admin_token)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "attachment {id}: {}", r.text);
+    }
+    app.stop().await;
+}
+
 both_backends!(
     emails_open_thread_and_attach,
-    auto_replies_and_bounces_never_open_issues
+    auto_replies_and_bounces_never_open_issues,
+    an_unsaveable_attachment_keeps_the_mail_for_later
 );

@@ -138,6 +138,7 @@ fn sms(from: &str, message_sid: &str, body: &str) -> Inbound {
         references_header: None,
         referenced_issue: None,
         is_bounce: false,
+        attachments: Vec::new(),
     }
 }
 
@@ -167,6 +168,7 @@ fn email(
         references_header: None,
         referenced_issue: None,
         is_bounce: false,
+        attachments: Vec::new(),
     }
 }
 

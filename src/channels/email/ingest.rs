@@ -12,7 +12,7 @@ use serde_json::json;
 use super::parse::{self, ParseError, ParsedMail};
 use crate::attachments::{Attachments, sanitize_filename};
 use crate::domain::{Channel, Contact, EmailAddress};
-use crate::store::{Inbound, IngestOptions, IngestOutcome, Store};
+use crate::store::{Inbound, IngestOptions, IngestOutcome, NewAttachment, Store};
 
 /// The largest message we ingest.
 pub const MAX_MAIL_BYTES: usize = 50 * 1024 * 1024;
@@ -143,6 +143,7 @@ impl MailIngest {
         } else {
             mail.visible_text.clone()
         };
+        let attachments = self.save_attachments(&mail).await?;
         let inbound = Inbound {
             channel: Channel::Email,
             external_id,
@@ -170,6 +171,7 @@ impl MailIngest {
             ),
             referenced_issue,
             is_bounce: mail.bounce.is_some(),
+            attachments,
         };
         let outcome = self
             .store
@@ -185,7 +187,6 @@ impl MailIngest {
             } => {
                 self.metrics.ingested("email", rule.as_str());
                 tracing::info!(issue_id, message_id, rule = rule.as_str(), "email ingested");
-                self.store_attachments(message_id, &mail).await;
             }
             IngestOutcome::Duplicate { issue_id, .. } => {
                 self.metrics.ingested("email", "duplicate");
@@ -204,60 +205,38 @@ impl MailIngest {
         Ok(())
     }
 
-    /// Stores the mail's attachments (SPEC §3.4), recording refusals.
-    async fn store_attachments(&self, message_id: i64, mail: &ParsedMail) {
+    /// Saves the mail's attachments as files (SPEC §3.4), before the
+    /// message is committed, and returns the rows to record with it;
+    /// refusals (type, size, count) are rows too, with their reason. A
+    /// file that cannot be written fails the whole mail, which is then not
+    /// acknowledged and is fetched again later: an attachment is never
+    /// lost to a full disk. Files are content-addressed, so a retry (or a
+    /// crash before the commit) leaves at most an unreferenced file.
+    async fn save_attachments(&self, mail: &ParsedMail) -> Result<Vec<NewAttachment>, String> {
+        let mut out = Vec::with_capacity(mail.attachments.len());
         for (index, a) in mail.attachments.iter().enumerate() {
-            let name = sanitize_filename(&a.filename, &a.content_type);
-            let size = a.data.len() as i64;
-            let result =
-                match self
-                    .attachments
-                    .refusal(&name, &a.content_type, a.data.len() as u64, index)
-                {
-                    Some(reason) => {
-                        self.store
-                            .add_attachment(
-                                message_id,
-                                &name,
-                                &a.content_type,
-                                size,
-                                None,
-                                Some(&reason),
-                            )
-                            .await
-                    }
-                    None => match self.attachments.save(&a.data).await {
-                        Ok(sha) => {
-                            self.store
-                                .add_attachment(
-                                    message_id,
-                                    &name,
-                                    &a.content_type,
-                                    size,
-                                    Some(&sha),
-                                    None,
-                                )
-                                .await
-                        }
-                        Err(e) => {
-                            let reason = format!("could not be stored: {e}");
-                            self.store
-                                .add_attachment(
-                                    message_id,
-                                    &name,
-                                    &a.content_type,
-                                    size,
-                                    None,
-                                    Some(&reason),
-                                )
-                                .await
-                        }
-                    },
-                };
-            if let Err(e) = result {
-                tracing::error!(message_id, error = %e, "could not record an attachment");
-            }
+            let filename = sanitize_filename(&a.filename, &a.content_type);
+            let refused =
+                self.attachments
+                    .refusal(&filename, &a.content_type, a.data.len() as u64, index);
+            let sha256 = match refused {
+                Some(_) => None,
+                None => Some(
+                    self.attachments
+                        .save(&a.data)
+                        .await
+                        .map_err(|e| format!("saving attachment {filename:?}: {e}"))?,
+                ),
+            };
+            out.push(NewAttachment {
+                filename,
+                content_type: a.content_type.clone(),
+                size: a.data.len() as i64,
+                sha256,
+                refused,
+            });
         }
+        Ok(out)
     }
 }
 

@@ -257,8 +257,14 @@ impl Application {
                 .clone()
                 .run(self.store.clone(), cancel.child_token()),
         );
+        let mut heartbeats = vec![
+            ("outbox", self.outbox.heartbeat.clone()),
+            ("stream hub", self.state.hub.heartbeat()),
+        ];
         if let Some(smtp) = self.smtp.clone() {
             let config = &self.state.config;
+            let heartbeat = systemd::Heartbeat::new();
+            heartbeats.push(("notification email", heartbeat.clone()));
             tracker.spawn(
                 crate::notify::email::EmailNotifier {
                     store: self.store.clone(),
@@ -269,6 +275,7 @@ impl Application {
                     base_backoff: self.options.outbox_base_backoff,
                     max_backoff: self.options.outbox_max_backoff,
                     health: self.state.health.clone(),
+                    heartbeat,
                 }
                 .run(cancel.child_token()),
             );
@@ -324,8 +331,7 @@ impl Application {
         });
         tracing::info!("listening on {addr}");
         systemd::ready(addr);
-        let workers = vec![("outbox", self.outbox.heartbeat.clone())];
-        if let Some(watchdog) = systemd::Watchdog::from_env(self.store.clone(), workers) {
+        if let Some(watchdog) = systemd::Watchdog::from_env(self.store.clone(), heartbeats) {
             tracker.spawn(watchdog.run(cancel.child_token()));
         }
 

@@ -30,6 +30,8 @@ pub struct EmailNotifier {
     pub base_backoff: Duration,
     pub max_backoff: Duration,
     pub health: ChannelHealth,
+    /// Beats every loop (at most 5 s apart), for the systemd watchdog.
+    pub heartbeat: crate::systemd::Heartbeat,
 }
 
 /// Subject and body of one coalesced email.
@@ -64,6 +66,7 @@ impl EmailNotifier {
     pub async fn run(self, shutdown: CancellationToken) {
         let tick = (self.coalesce / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
         loop {
+            self.heartbeat.beat();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(tick) => {}

@@ -115,6 +115,8 @@ impl Settled {
 pub struct Hub {
     tx: broadcast::Sender<StreamRow>,
     head: Arc<AtomicI64>,
+    /// Beats every loop (at least every poll), for the systemd watchdog.
+    heartbeat: crate::systemd::Heartbeat,
 }
 
 impl Hub {
@@ -123,12 +125,18 @@ impl Hub {
         Hub {
             tx,
             head: Arc::new(AtomicI64::new(0)),
+            heartbeat: crate::systemd::Heartbeat::new(),
         }
     }
 
     /// New events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<StreamRow> {
         self.tx.subscribe()
+    }
+
+    /// The hub's sign of life.
+    pub fn heartbeat(&self) -> crate::systemd::Heartbeat {
+        self.heartbeat.clone()
     }
 
     /// The newest event id this hub has broadcast.
@@ -149,6 +157,7 @@ impl Hub {
         let mut settled = Settled::new(last);
         let mut next_purge = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
+            self.heartbeat.beat();
             // Woken by this instance's own commits at once; another
             // instance's are found by the poll.
             tokio::select! {

@@ -425,6 +425,7 @@ impl Workers {
             instance: self.instance.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
+            clock: crate::schedule::Clock::System,
         }
         .spawn(&self.tracker, token.clone());
         self.scheduler = Some(token);

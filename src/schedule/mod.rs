@@ -13,8 +13,12 @@
 //! The digest job only queues one outbox item per person; the outbox
 //! worker sends them through SMTP with its usual retry.
 
+pub mod clock;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use clock::{Clock, ManualClock};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -108,9 +112,13 @@ pub fn next_tick(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<U
     schedule.cron().find_next_occurrence(&after, false).ok()
 }
 
-/// Runs a job's task once; returns a summary for the log.
-pub async fn run_task(store: &Store, task: &Task) -> Result<String, crate::store::StoreError> {
-    let now = crate::store::now();
+/// Runs a job's task once as of `now` (the scheduler's clock); returns a
+/// summary for the log.
+pub async fn run_task(
+    store: &Store,
+    task: &Task,
+    now: DateTime<Utc>,
+) -> Result<String, crate::store::StoreError> {
     let cutoff =
         |d: &Dur| now - chrono::Duration::from_std(d.0).unwrap_or(chrono::Duration::zero());
     match task {
@@ -164,6 +172,8 @@ pub struct Scheduler {
     pub instance: String,
     pub health: ChannelHealth,
     pub metrics: crate::metrics::Metrics,
+    /// The system clock, except in tests.
+    pub clock: Clock,
 }
 
 impl Scheduler {
@@ -184,7 +194,7 @@ impl Scheduler {
             schedule = job.schedule.as_str(),
             "job scheduled"
         );
-        let mut after = crate::store::now();
+        let mut after = self.clock.now();
         loop {
             let Some(tick) = next_tick(&job.schedule, after) else {
                 tracing::error!(job = job.name, "the schedule has no next run");
@@ -192,14 +202,14 @@ impl Scheduler {
                 return;
             };
             self.health.set_next_run(&check, tick);
-            let wait = (tick - chrono::Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = self.clock.sleep_until(tick) => {}
             }
-            after = tick;
+            // Ticks missed while the clock jumped (a suspended machine, a
+            // test) are run once, not one by one.
+            let now = self.clock.now();
+            after = tick.max(now);
             match self
                 .store
                 .claim_job(job.name, tick, &self.instance, LEASE)
@@ -216,7 +226,7 @@ impl Scheduler {
                 }
             }
             let started = std::time::Instant::now();
-            let outcome = tokio::time::timeout(LEASE, run_task(&self.store, &job.task)).await;
+            let outcome = tokio::time::timeout(LEASE, run_task(&self.store, &job.task, now)).await;
             let error = match outcome {
                 Ok(Ok(summary)) => {
                     tracing::info!(job = job.name, %summary, elapsed_ms = started.elapsed().as_millis() as u64, "job ran");

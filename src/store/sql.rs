@@ -2225,8 +2225,7 @@ pub async fn purge_raw_mail(c: &mut Conn, cutoff: DateTime<Utc>) -> Result<u64, 
         .rows_affected())
 }
 
-/// Housekeeping: read notifications and finished outbox rows past `cutoff`.
-/// Deletes notifications created before `notifications_before`, read or
+/// Housekeeping. Deletes notifications created before `notifications_before`, read or
 /// not (an email still unsent after the retention period would be stale
 /// news), and delivered outbox rows last touched before `outbox_before`.
 pub async fn purge_finished(

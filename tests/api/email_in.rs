@@ -13,7 +13,7 @@ use crate::helpers::Backend;
 use crate::smtp_sink::SmtpSink;
 use crate::spawn::TestApp;
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/tests/fixtures/mail/{name}.eml",
         env!("CARGO_MANIFEST_DIR")
@@ -21,7 +21,7 @@ fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn ingest_for(app: &TestApp) -> MailIngest {
+pub(crate) fn ingest_for(app: &TestApp) -> MailIngest {
     let mut options = IngestOptions::from_config(&switchboard::config::Config::default());
     options.own_addresses = vec!["support@switchboard.test".into()];
     MailIngest {

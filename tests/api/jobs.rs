@@ -316,11 +316,198 @@ async fn mailbox_leases_have_one_holder(b: Backend) {
     db.cleanup().await;
 }
 
+/// Every job, driven by a manual clock through 31 days of schedule in a
+/// few seconds: escalation not before `after` and then once, the digest
+/// queued once per run, auto-close after its idle time, raw-mail retention
+/// and notification housekeeping after theirs; missed ticks run once.
+async fn every_job_follows_a_manual_clock(b: Backend) {
+    use switchboard::schedule::{Clock, Job, ManualClock, Scheduler, Task};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    // The app's own (system-clock) escalation stays out of the way.
+    let app = spawn_app_with(b, |c| {
+        c.escalation.schedule = Schedule::parse("0 0 1 1 *").unwrap();
+    })
+    .await;
+    let sms_issue = app.sms_issue("SMj301", "+15550100301", "Help?").await;
+    crate::email_in::ingest_for(&app)
+        .ingest("support", 1, crate::email_in::fixture("plain"))
+        .await
+        .unwrap();
+    let db = &app.db;
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL")
+            .await,
+        1
+    );
+    let manual = ManualClock::new(switchboard::store::now());
+    let health = switchboard::channels::health::ChannelHealth::default();
+    let job = |name, schedule: &str, task| Job {
+        name,
+        schedule: Schedule::parse(schedule).unwrap(),
+        task,
+    };
+    let dur = |d: &str| Dur::parse(d).unwrap();
+    let scheduler = Scheduler {
+        store: db.store.clone(),
+        jobs: vec![
+            job(
+                "escalation",
+                "*/5 * * * *",
+                Task::Escalation { after: dur("30m") },
+            ),
+            job(
+                "auto_close",
+                "0 * * * *",
+                Task::AutoClose { after: dur("2d") },
+            ),
+            job(
+                "digest",
+                "0 8 * * *",
+                Task::Digest {
+                    public_url: crate::spawn::PUBLIC_URL.into(),
+                },
+            ),
+            job(
+                "retention",
+                "30 3 * * *",
+                Task::Retention {
+                    raw_mail: dur("30d"),
+                },
+            ),
+            job(
+                "housekeeping",
+                "17 * * * *",
+                Task::Housekeeping {
+                    notifications: dur("30d"),
+                },
+            ),
+        ],
+        instance: "manual-clock".into(),
+        health: health.clone(),
+        metrics: switchboard::metrics::Metrics::install(),
+        clock: Clock::Manual(manual.clone()),
+    };
+    let tracker = tokio_util::task::TaskTracker::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    scheduler.spawn(&tracker, stop.clone());
+    // Each job has read the clock and knows its next run before it moves.
+    app.eventually(10, "every job to be scheduled", || async {
+        let snapshot = health.snapshot();
+        [
+            "escalation",
+            "auto_close",
+            "digest",
+            "retention",
+            "housekeeping",
+        ]
+        .iter()
+        .all(|j| {
+            snapshot
+                .get(&format!("job:{j}"))
+                .is_some_and(|s| s.next_run.is_some())
+        })
+    })
+    .await;
+    let runs = |name: &'static str| {
+        let store = db.store.clone();
+        async move {
+            store
+                .jobs()
+                .await
+                .unwrap()
+                .iter()
+                .find(|j| j.name == name)
+                .map(|j| j.runs)
+                .unwrap_or(0)
+        }
+    };
+    let escalations = || async {
+        timeline(&app, sms_issue)
+            .await
+            .iter()
+            .filter(|m| m["event"]["type"] == "escalated")
+            .count()
+    };
+    let hour = Duration::from_secs(3600);
+
+    // 10 minutes: escalation ran, nothing is 30 minutes old yet.
+    manual.advance(Duration::from_secs(600));
+    app.eventually(10, "escalation to run", || async {
+        runs("escalation").await >= 1
+    })
+    .await;
+    assert_eq!(escalations().await, 0);
+    // 35 minutes: escalated, once.
+    manual.advance(Duration::from_secs(25 * 60));
+    app.eventually(10, "the issue to be escalated", || async {
+        escalations().await == 1
+    })
+    .await;
+    // A day: one digest run (missed ticks run once), one digest per person
+    // with something to read; the issues are still open.
+    let before = runs("escalation").await;
+    manual.advance(24 * hour);
+    app.eventually(10, "the digest to run", || async {
+        runs("digest").await == 1
+    })
+    .await;
+    app.eventually(10, "escalation to run again", || async {
+        runs("escalation").await > before
+    })
+    .await;
+    assert_eq!(escalations().await, 1, "escalated once, however many ticks");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'")
+            .await,
+        1,
+        "one person (the admin) has unassigned issues to read about"
+    );
+    assert_eq!(runs("digest").await, 1, "a day of missed ticks ran once");
+    let open = app.get("/api/issues", &app.admin_token).await;
+    assert_eq!(open.body["issues"].as_array().unwrap().len(), 2);
+    // Three days: idle for more than 2 days, closed by the system.
+    manual.advance(2 * 24 * hour);
+    app.eventually(10, "idle issues to be closed", || async {
+        app.get("/api/issues", &app.admin_token).await.body["issues"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    assert!(db.count("SELECT COUNT(*) FROM notifications").await > 0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL")
+            .await,
+        1,
+        "raw mail is kept for 30 days"
+    );
+    // 31 days: raw mail purged, old notifications gone.
+    manual.advance(28 * 24 * hour);
+    app.eventually(10, "raw mail to be purged", || async {
+        db.count("SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL")
+            .await
+            == 0
+    })
+    .await;
+    app.eventually(10, "old notifications to be purged", || async {
+        db.count("SELECT COUNT(*) FROM notifications").await == 0
+    })
+    .await;
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    app.stop().await;
+}
+
 both_backends!(
     leases_give_each_tick_to_one_instance,
     escalation_tells_admins_once,
     auto_close_closes_idle_issues,
     old_notifications_are_purged,
     reload_applies_schedules_and_credentials,
-    mailbox_leases_have_one_holder
+    mailbox_leases_have_one_holder,
+    every_job_follows_a_manual_clock
 );

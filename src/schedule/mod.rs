@@ -79,7 +79,9 @@ pub fn jobs(config: &Config) -> Vec<Job> {
             task: Task::AutoClose { after },
         });
     }
-    if let Some(schedule) = &config.digest.schedule {
+    if config.digest.schedule.is_some() && !config.smtp.enabled() {
+        tracing::warn!("digest.schedule is set but [smtp] is not configured: no digest is sent");
+    } else if let Some(schedule) = &config.digest.schedule {
         out.push(Job {
             name: "digest",
             schedule: schedule.clone(),
@@ -291,6 +293,11 @@ mod tests {
         c.auto_close.after = Some(Dur::parse("7d").unwrap());
         c.retention.raw_mail = Some(Dur::parse("180d").unwrap());
         c.digest.schedule = Some(Schedule::parse("0 8 * * 1-5").unwrap());
+        assert!(
+            !jobs(&c).iter().any(|j| j.name == "digest"),
+            "no digest without SMTP"
+        );
+        c.smtp.host = "smtp.example.com".into();
         assert_eq!(
             jobs(&c).iter().map(|j| j.name).collect::<Vec<_>>(),
             vec![

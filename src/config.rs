@@ -2852,6 +2852,15 @@ from = "+15550100"
     }
 
     #[test]
+    fn the_documented_example_config_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/switchboard.example.toml");
+        let c = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.notifications.retention, Dur::from_secs(30 * 86_400));
+        assert_eq!(c.notifications.email_coalesce, Dur::from_secs(120));
+    }
+
+    #[test]
     fn bad_duration_is_named() {
         let e = load_err("[escalation]\nafter = \"30 minutes\"\n", &[]);
         assert_eq!(key(&e), "escalation.after");
@@ -2862,6 +2871,16 @@ from = "+15550100"
         assert_eq!(key(&e), "imap[0].poll_interval");
         let e = load_err("[auto_close]\nafter = \"0s\"\n", &[]);
         assert_eq!(key(&e), "auto_close.after");
+        let e = load_err("[notifications]\nretention = \"0s\"\n", &[]);
+        assert_eq!(key(&e), "notifications.retention");
+        let e = load_err("[notifications]\nretention = \"a month\"\n", &[]);
+        assert_eq!(key(&e), "notifications.retention");
+        let c = load_ok("[notifications]\nretention = \"7d\"\n", &[]);
+        assert_eq!(c.notifications.retention, Dur::from_secs(7 * 86_400));
+        assert_eq!(
+            Config::default().notifications.retention,
+            Dur::from_secs(30 * 86_400)
+        );
     }
 
     #[test]

@@ -105,7 +105,8 @@ async fn method_not_allowed() -> error::ApiError {
     )
 }
 
-/// Records request latency by route and status for `/metrics`.
+/// Records request latency by route and status for `/metrics`, and closes
+/// the connection after a 413.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
@@ -114,7 +115,16 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().clone();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    // A body refused for its size was not read to its end, so the server
+    // cannot reuse the connection; say so, or a client may send its next
+    // request on a connection that is being closed.
+    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     state.metrics.http_request(
         method.as_str(),
         &route,

@@ -650,6 +650,9 @@ async fn errors_are_json_with_a_code_and_a_message(b: Backend) {
     let huge = "x".repeat(2 * 1024 * 1024);
     let r = app.post(&comments, &t, json!({ "body": huge })).await;
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    // The unread rest of that body makes the connection unusable: the
+    // server says so, so clients do not reuse it.
+    assert_eq!(r.headers["connection"], "close");
 
     // Bad query parameters: 400.
     for q in [

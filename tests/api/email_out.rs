@@ -52,8 +52,14 @@ async fn notification_emails_are_automated_and_link_the_issue(b: Backend) {
         mail.raw
     );
     assert!(mail.body().contains("My router blinks red"));
-    let feed = app.get("/api/notifications", &app.admin_token).await;
-    assert_eq!(feed.body["notifications"][0]["email"]["status"], "sent");
+    // Recorded as sent right after the server took it (not before: the
+    // sink may see the mail a moment before the row is updated).
+    app.eventually(5, "the email to be recorded as sent", || async {
+        app.get("/api/notifications", &app.admin_token).await.body["notifications"][0]["email"]
+            ["status"]
+            == "sent"
+    })
+    .await;
 
     // Switching the cell off stops it.
     let r = app

@@ -80,7 +80,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         outbox_base_backoff: Duration::from_millis(200),
         outbox_max_backoff: Duration::from_secs(2),
         drain_timeout: Duration::from_secs(10),
-        mailbox_lease: Duration::from_secs(3),
+        mailbox_lease: Duration::from_secs(6),
     };
     let app = Application::build(config.clone(), options)
         .await

@@ -14,23 +14,28 @@ use crate::helpers::Backend;
 use crate::smtp_sink::SmtpSink;
 use crate::spawn::spawn_app_with;
 
+/// The `support` mailbox of the test Dovecot on `port`.
+fn support_mailbox(port: u16) -> ImapConfig {
+    ImapConfig {
+        name: "support".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: Security::Plain,
+        username: "support".into(),
+        password: Some(Secret::new("s3cret")),
+        address: Some("support@switchboard.test".into()),
+        poll_interval: Dur(Duration::from_millis(300)),
+        ..ImapConfig::default()
+    }
+}
+
 async fn mail_from_dovecot_becomes_an_issue(b: Backend) {
     let dc = Dovecot::start().await;
     dc.add_user("support", "s3cret").await;
     let sink = SmtpSink::start();
     let (imap_port, smtp_port) = (dc.imap_port, sink.port);
     let app = spawn_app_with(b, move |c| {
-        c.imap = vec![ImapConfig {
-            name: "support".into(),
-            host: "127.0.0.1".into(),
-            port: Some(imap_port),
-            security: Security::Plain,
-            username: "support".into(),
-            password: Some(Secret::new("s3cret")),
-            address: Some("support@switchboard.test".into()),
-            poll_interval: Dur(Duration::from_millis(300)),
-            ..ImapConfig::default()
-        }];
+        c.imap = vec![support_mailbox(imap_port)];
         c.smtp.host = "127.0.0.1".into();
         c.smtp.port = Some(smtp_port);
         c.smtp.security = Security::Plain;
@@ -125,17 +130,7 @@ async fn one_instance_polls_a_mailbox_and_another_takes_over() {
     let dc = Dovecot::start().await;
     dc.add_user("support", "s3cret").await;
     let port = dc.imap_port;
-    let mailbox = move || ImapConfig {
-        name: "support".into(),
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        security: Security::Plain,
-        username: "support".into(),
-        password: Some(Secret::new("s3cret")),
-        address: Some("support@switchboard.test".into()),
-        poll_interval: Dur(Duration::from_millis(300)),
-        ..ImapConfig::default()
-    };
+    let mailbox = move || support_mailbox(port);
     let mut first = spawn_app_with(Backend::Postgres, move |c| c.imap = vec![mailbox()]).await;
     let shared_db = first.db.url.clone();
     let second = spawn_app_with(Backend::Postgres, move |c| {

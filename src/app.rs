@@ -63,6 +63,8 @@ pub struct Application {
     smtp: Option<crate::channels::email::smtp::SmtpSender>,
     /// The first admin's token, when `build` created one.
     pub first_admin_token: Option<String>,
+    /// The first admin's one-time sign-in link (SPEC §9), with the token.
+    pub first_admin_link: Option<String>,
     reload_tx: tokio::sync::mpsc::Sender<Config>,
     reload_rx: tokio::sync::mpsc::Receiver<Config>,
 }
@@ -109,7 +111,15 @@ impl Application {
                 "the database has pending migrations and auto_migrate is off: run `switchboard migrate`"
             );
         }
-        let first_admin_token = ensure_first_admin(&store).await?;
+        let (first_admin_token, first_admin_link) = match ensure_first_admin(&store).await? {
+            Some((token, staff_id)) => {
+                let link =
+                    crate::web::signin::invite_link(&store, &config.server.public_url, staff_id)
+                        .await?;
+                (Some(token), Some(link))
+            }
+            None => (None, None),
+        };
 
         let http_client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -217,6 +227,7 @@ impl Application {
             options,
             smtp,
             first_admin_token,
+            first_admin_link,
             reload_tx,
             reload_rx,
         })
@@ -485,8 +496,9 @@ fn apply_reload(running: &Config, new: Config, workers: &mut Workers) -> Config 
     plan.config
 }
 
-/// On an empty database, creates `admin@localhost` and returns its token.
-async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<String>> {
+/// On an empty database, creates `admin@localhost` and returns its token
+/// and id.
+async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<(String, i64)>> {
     if store.count_staff().await? > 0 {
         return Ok(None);
     }
@@ -504,7 +516,7 @@ async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<String>> {
         staff_id = admin.id,
         "created the first admin ({FIRST_ADMIN_EMAIL})"
     );
-    Ok(Some(token))
+    Ok(Some((token, admin.id)))
 }
 
 /// A database URL with any password masked, for logs and errors.

@@ -1,5 +1,5 @@
-//! The command line (SPEC §7): `serve` (default), `migrate`,
-//! `check-config`, `staff add|list`, `token create`.
+//! The command line (SPEC §7, §9): `serve` (default), `migrate`,
+//! `check-config`, `staff add|list|invite`, `token create`.
 //!
 //! Output contract for scripts: `staff add` and `token create` print the new
 //! token alone on one line of standard output; everything else, logs
@@ -60,6 +60,11 @@ pub enum StaffCommand {
     },
     /// List staff
     List,
+    /// Print a fresh one-time link (valid 24 h) where they choose a password
+    Invite {
+        #[arg(long, value_name = "ID|EMAIL")]
+        staff: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,13 +184,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Staff(StaffCommand::Invite { staff }) => {
+            let store = open_migrated(&config).await?;
+            let staff = find_staff(&store, &staff).await?;
+            anyhow::ensure!(staff.active, "#{} {} is deactivated", staff.id, staff.email);
+            let link = crate::web::signin::invite_link(&store, &config.server.public_url, staff.id)
+                .await?;
+            eprintln!(
+                "sign-in link for #{} {} <{}>, valid 24 hours, usable once:",
+                staff.id, staff.name, staff.email
+            );
+            print_token(&link)
+        }
         Command::Token(TokenCommand::Create { staff }) => {
             let store = open_migrated(&config).await?;
-            let found = match staff.parse::<i64>() {
-                Ok(id) => store.get_staff(id).await.ok(),
-                Err(_) => store.staff_by_email(&staff).await?,
-            };
-            let staff = found.with_context(|| format!("no staff member {staff}"))?;
+            let staff = find_staff(&store, &staff).await?;
             let token = store.create_token(staff.id).await?;
             eprintln!(
                 "created a token for #{} {} <{}>",
@@ -194,6 +207,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_token(&token)
         }
     }
+}
+
+/// A staff member by id or email.
+async fn find_staff(store: &Store, which: &str) -> anyhow::Result<crate::store::Staff> {
+    let found = match which.parse::<i64>() {
+        Ok(id) => store.get_staff(id).await.ok(),
+        Err(_) => store.staff_by_email(&which.trim().to_lowercase()).await?,
+    };
+    found.with_context(|| format!("no staff member {which}"))
 }
 
 fn print_token(token: &str) -> anyhow::Result<()> {
@@ -241,6 +263,9 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(token) = &app.first_admin_token {
         let mut out = std::io::stdout().lock();
         writeln!(out, "admin token: {token}")?;
+        if let Some(link) = &app.first_admin_link {
+            writeln!(out, "sign-in link: {link}")?;
+        }
         out.flush()?;
     }
     #[cfg(unix)]

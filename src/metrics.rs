@@ -68,6 +68,11 @@ impl Metrics {
             .increment(1);
     }
 
+    /// Web sign-in attempts by outcome: `ok`, `failed`, `locked`.
+    pub fn sign_in(&self, result: &'static str) {
+        metrics::counter!("switchboard_sign_ins_total", "result" => result).increment(1);
+    }
+
     /// A configuration reload (SIGHUP): `ok`, `partial` or `failed`.
     pub fn config_reload(&self, result: &str) {
         metrics::counter!("switchboard_config_reloads_total", "result" => result.to_string())

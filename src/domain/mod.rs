@@ -9,6 +9,7 @@
 
 pub mod contact;
 pub mod notify;
+pub mod signin;
 pub mod state;
 pub mod text;
 pub mod threading;

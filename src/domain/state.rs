@@ -220,6 +220,85 @@ pub fn apply(
     }
 }
 
+/// The actions a viewer may be offered on an issue (the web page's
+/// buttons, SPEC §9): exactly those `apply` would accept from them now and
+/// that would change something. Facts the page does not have (is another
+/// issue of the customer open) are taken as favourable; the action itself
+/// still goes through `apply`, and a refusal is shown as a sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offer {
+    pub take: bool,
+    pub assign: bool,
+    pub unassign: bool,
+    pub close: bool,
+    pub resolve: bool,
+    pub reopen: bool,
+}
+
+/// What `actor` may be offered on an issue in `state`.
+pub fn offered(state: IssueState, actor: Actor) -> Offer {
+    let changes = |action| {
+        matches!(
+            apply(state, actor, action),
+            Ok(Transition { event: Some(_), .. })
+        )
+    };
+    Offer {
+        take: changes(Action::Take),
+        // Assign It is open to anyone on an open issue; who is chosen is
+        // checked when it is pressed.
+        assign: state.status.is_open(),
+        unassign: changes(Action::Unassign),
+        close: changes(Action::Close),
+        resolve: changes(Action::Resolve),
+        reopen: changes(Action::Reopen {
+            customer_open_issue: None,
+            assignee_active: true,
+        }),
+    }
+}
+
+/// How long the author of a private comment may edit or delete it.
+pub const COMMENT_EDIT_WINDOW_HOURS: i64 = 5;
+
+/// Why a comment may not be changed by someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommentError {
+    #[error("only the author or an admin may change this comment")]
+    NotAuthor,
+    #[error("comments can be changed by their author for 5 hours; ask an admin")]
+    WindowPassed,
+}
+
+impl CommentError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommentError::NotAuthor => "forbidden",
+            CommentError::WindowPassed => "edit_window_expired",
+        }
+    }
+}
+
+/// SPEC §4: a comment's author may edit or delete it within 5 hours, an
+/// admin at any time.
+pub fn may_change_comment(
+    author_id: Option<i64>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    actor: Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), CommentError> {
+    if actor.is_admin() {
+        return Ok(());
+    }
+    if author_id != Some(actor.id) {
+        return Err(CommentError::NotAuthor);
+    }
+    if now.signed_duration_since(created_at) > chrono::Duration::hours(COMMENT_EDIT_WINDOW_HOURS) {
+        return Err(CommentError::WindowPassed);
+    }
+    Ok(())
+}
+
 /// The state a closed issue returns to when it is reopened, by staff or by
 /// the customer writing again within the reopen window: back to its
 /// assignee if that person is still active, else unassigned.
@@ -642,5 +721,63 @@ mod tests {
             system_close(closed(Some(1), Some(1)), Resolution::Resolved),
             None
         );
+    }
+
+    #[test]
+    fn offers_follow_apply() {
+        let open = IssueState::new_unassigned();
+        let o = offered(open, A1);
+        assert!(o.take && o.assign && o.close && o.resolve);
+        assert!(!o.unassign && !o.reopen);
+
+        let mine = IssueState {
+            status: IssueStatus::Assigned,
+            assignee_id: Some(1),
+            ..open
+        };
+        let o = offered(mine, A1);
+        assert!(!o.take, "taking your own issue changes nothing");
+        assert!(o.unassign && o.close && o.resolve && o.assign);
+
+        // Someone else's issue: an agent may only reassign; an admin may
+        // also unassign, but not close (SPEC §2: admins too take first).
+        let o = offered(mine, A2);
+        assert!(!o.take && !o.unassign && !o.close && !o.resolve && o.assign);
+        let o = offered(mine, ADMIN);
+        assert!(o.unassign && !o.close && !o.resolve);
+
+        let closed = IssueState {
+            status: IssueStatus::Closed,
+            assignee_id: Some(1),
+            resolution: Some(Resolution::Closed),
+            closed_by: Some(1),
+        };
+        assert_eq!(
+            offered(closed, A1),
+            Offer {
+                reopen: true,
+                ..Offer::default()
+            }
+        );
+        assert_eq!(offered(closed, A2), Offer::default());
+        assert!(offered(closed, ADMIN).reopen);
+    }
+
+    #[test]
+    fn comments_change_by_author_within_five_hours_or_by_admin() {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let later = |h| t0 + chrono::Duration::hours(h);
+        assert_eq!(may_change_comment(Some(1), t0, A1, later(4)), Ok(()));
+        assert_eq!(
+            may_change_comment(Some(1), t0, A1, later(6)),
+            Err(CommentError::WindowPassed)
+        );
+        assert_eq!(
+            may_change_comment(Some(1), t0, A2, later(0)),
+            Err(CommentError::NotAuthor)
+        );
+        assert_eq!(may_change_comment(Some(1), t0, ADMIN, later(100)), Ok(()));
     }
 }

@@ -400,7 +400,10 @@ const STREAM_CONCURRENCY: usize = 8;
     get,
     path = "/api/stream",
     tag = "notifications",
-    params(("Last-Event-ID" = Option<i64>, Header, description = "The last event id seen: replays everything after it")),
+    params(
+        ("Last-Event-ID" = Option<i64>, Header, description = "The last event id seen: replays everything after it"),
+        ("last_event_id" = Option<i64>, Query, description = "The same for a first connection (a browser's EventSource cannot set the header): the web page passes the event id it was rendered at"),
+    ),
     responses(
         (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
         AuthErrors,
@@ -410,11 +413,20 @@ async fn stream(
     State(state): State<AppState>,
     Caller(me): Caller,
     headers: HeaderMap,
+    query: axum::extract::RawQuery,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // The header wins: EventSource sends it on a reconnect, with the id it
+    // saw last, while the query still holds the id the page started from.
+    let from_query = query.0.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "last_event_id")
+            .and_then(|(_, v)| v.trim().parse::<i64>().ok())
+    });
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok());
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(from_query);
     // Subscribe before reading the head, so nothing falls in between.
     let mut live = state.hub.subscribe();
     let start = last_seen.unwrap_or_else(|| state.hub.head());

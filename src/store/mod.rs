@@ -1143,3 +1143,7 @@ impl Store {
         .await)
     }
 }
+
+// Declared after the transaction macros above, which it uses.
+mod web;
+pub use web::WebSession;

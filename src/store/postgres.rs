@@ -48,4 +48,5 @@ pub mod q {
         };
     }
     include!("sql.rs");
+    include!("web_sql.rs");
 }

@@ -848,17 +848,9 @@ async fn comment_guard(
     }
     let author_id: Option<i64> = row.try_get("author_id")?;
     let created_at: DateTime<Utc> = row.try_get("created_at")?;
-    if actor.role != Role::Admin {
-        if author_id != Some(actor.id) {
-            return Err(StoreError::forbidden("forbidden", "only the author or an admin may change this comment"));
-        }
-        if now.signed_duration_since(created_at) > chrono::Duration::hours(5) {
-            return Err(StoreError::forbidden(
-                "edit_window_expired",
-                "comments can be changed by their author for 5 hours; ask an admin",
-            ));
-        }
-    }
+    let who = domain::Actor { id: actor.id, role: actor.role };
+    domain::state::may_change_comment(author_id, created_at, who, now)
+        .map_err(|e| StoreError::forbidden(e.code(), &e.to_string()))?;
     Ok(row.try_get("issue_id")?)
 }
 

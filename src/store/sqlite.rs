@@ -56,4 +56,5 @@ pub mod q {
         };
     }
     include!("sql.rs");
+    include!("web_sql.rs");
 }

@@ -34,3 +34,5 @@ mod smtp_sink;
 mod spawn;
 mod store_story;
 mod systemd;
+mod web_signin;
+mod web_support;

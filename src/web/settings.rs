@@ -1,0 +1,9 @@
+//! Placeholder: filled in by the settings work.
+
+use axum::Router;
+
+use crate::http::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

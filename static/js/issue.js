@@ -1,0 +1,1 @@
+// The issue page: live timeline, SMS segment count, View Customer, comments.

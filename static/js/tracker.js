@@ -1,0 +1,1 @@
+// The Issue Tracker list: live rows, Load more, keyboard moves.

@@ -62,7 +62,7 @@ def server(request, tmp_path, twilio):
 @pytest.fixture
 def mail_server(request, tmp_path, twilio):
     """A switchboard that also reads a private Dovecot mailbox."""
-    dovecot = harness.Dovecot(str(tmp_path))
+    dovecot = harness.Dovecot()
     try:
         s = _start(request, tmp_path, twilio, dovecot.config())
         s.dovecot = dovecot

@@ -37,8 +37,10 @@ import os
 import queue
 import re
 import secrets
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -162,9 +164,12 @@ class TwilioStandIn:
 class Dovecot:
     """A private Dovecot (scripts/dovecot.sh) with one mailbox, `support`."""
 
-    def __init__(self, work):
-        self.dir = os.path.join(work, "dovecot")
-        os.chmod(work, 0o755)  # Dovecot's unprivileged processes must reach DIR
+    def __init__(self):
+        # Not under pytest's tmp_path: its parents are 0700, and Dovecot's
+        # unprivileged processes must reach the sockets and Maildirs.
+        self.top = tempfile.mkdtemp(prefix="sb-e2e-dovecot-")
+        os.chmod(self.top, 0o755)
+        self.dir = os.path.join(self.top, "dovecot")
         out = subprocess.run(["bash", DOVECOT_SH, "start", self.dir], capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"scripts/dovecot.sh start failed:\n{out.stderr[-3000:]}")
@@ -201,6 +206,7 @@ poll_interval = "1s"
 
     def stop(self):
         subprocess.run(["bash", DOVECOT_SH, "stop", self.dir], capture_output=True)
+        shutil.rmtree(self.top, ignore_errors=True)
 
 
 class Switchboard:
@@ -362,6 +368,9 @@ level = "info"
         url = self.base + path
         code, answer = post_form(url, params, {"X-Twilio-Signature": twilio_signature(url, params)})
         assert code == 200, f"webhook answered {code}: {answer}"
+        # Twilio is answered only after the commit (SPEC §3.2): from here
+        # on the message exists, so "appears within 1 s" counts from now.
+        self.committed_at = time.monotonic()
         return self.issue_of(from_number)
 
     def issue_of(self, contact, timeout=10.0):

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit, property, store conformance (SQLite and
-# PostgreSQL) and end-to-end tests, then checks the systemd unit
-# (deploy/check-unit.sh). Installs and starts what the tests need when it is
-# missing, so it works on a fresh machine (run as root there).
+# PostgreSQL) and end-to-end tests, then the web page's browser tests
+# (tests/e2e, headless Chromium driving the binary `cargo test` built; see
+# docs/web-tests.md), then checks the systemd unit (deploy/check-unit.sh).
+# Installs and starts what the tests need when it is missing, so it works on
+# a fresh machine (run as root there).
 #
 #   bash scripts/test.sh            # everything
-#   bash scripts/test.sh store_     # only tests whose name matches
+#   bash scripts/test.sh store_     # only Rust tests whose name matches (no browser tests)
 #
 # PostgreSQL: the tests use postgres://postgres@127.0.0.1:5432/test (trust
 # auth) unless SWITCHBOARD_TEST_PG_URL says otherwise. They fail, never
@@ -77,6 +79,23 @@ ensure_smtp_sink() {
     done
 }
 
+# The browser tests: Debian's Chromium (Playwright's own browser download
+# needs the network and a supported distribution; the Python package drives
+# any recent Chromium) and the Python packages playwright and pytest.
+ensure_browser_tests() {
+    if ! command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null 2>&1; then
+        log "installing chromium (for the browser tests)"
+        apt_install chromium
+    fi
+    local package
+    for package in playwright pytest; do
+        if ! python3 -c "import $package" >/dev/null 2>&1; then
+            log "installing $package (for the browser tests)"
+            python3 -m pip install -q "$package" >/dev/null 2>&1 || python3 -m pip install -q --break-system-packages "$package"
+        fi
+    done
+}
+
 # systemd-analyze checks the unit in deploy/; it needs no running systemd.
 ensure_systemd_analyze() {
     if ! command -v systemd-analyze >/dev/null; then
@@ -88,11 +107,23 @@ ensure_systemd_analyze() {
 ensure_postgres
 ensure_smtp_sink
 ensure_systemd_analyze
+if [ $# = 0 ]; then
+    ensure_browser_tests
+fi
 # The IMAP tests start private Dovecot instances (scripts/dovecot.sh).
 log "dovecot: $(bash scripts/dovecot.sh install 2>&1 | tail -n 1)"
 
 log "cargo test"
 cargo test --all-targets --locked -- "$@"
+
+if [ $# = 0 ]; then
+    # The binary `cargo test` just built; it honours CARGO_TARGET_DIR.
+    target=${CARGO_TARGET_DIR:-target}
+    case $target in /*) ;; *) target="$PWD/$target" ;; esac
+    log "browser tests (tests/e2e, headless Chromium)"
+    SWITCHBOARD_BIN="$target/debug/switchboard" PYTHONDONTWRITEBYTECODE=1 \
+        python3 -m pytest tests/e2e -q
+fi
 
 log "deploy/check-unit.sh"
 bash deploy/check-unit.sh

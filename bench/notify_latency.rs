@@ -21,8 +21,6 @@
 //! `--bench` argument it does nothing.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,82 +28,9 @@ use futures::StreamExt;
 use serde_json::Value;
 use switchboard::channels::sms::twilio::compute_signature;
 
-const ACCOUNT_SID: &str = "ACbench0000000000000000000000000000";
-const AUTH_TOKEN: &str = "bench-auth-token";
-const PUBLIC_URL: &str = "https://bench.example.test";
-
-struct Server {
-    child: Child,
-    base: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is waited on by `Drop for Server`; only a failed start (which
-// ends the benchmark) leaves it to the OS.
-#[allow(clippy::zombie_processes)]
-fn start(db_url: &str, dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .env("SWITCHBOARD__DATABASE__URL", db_url)
-        .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", "16")
-        .env("SWITCHBOARD__SERVER__LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD__SERVER__PUBLIC_URL", PUBLIC_URL)
-        .env("SWITCHBOARD__TWILIO__ENABLED", "true")
-        .env("SWITCHBOARD__TWILIO__ACCOUNT_SID", ACCOUNT_SID)
-        .env("SWITCHBOARD__TWILIO__AUTH_TOKEN", AUTH_TOKEN)
-        .env("SWITCHBOARD__TWILIO__FROM", "+15550100")
-        .env("SWITCHBOARD__TWILIO__API_BASE", "http://127.0.0.1:9")
-        .env("SWITCHBOARD__LOGGING__LEVEL", "warn,switchboard::app=info")
-        .env("SWITCHBOARD__LOGGING__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start switchboard");
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut token = None;
-    let mut lines = out.lines().map_while(Result::ok);
-    while let Some(line) = lines.next() {
-        if let Some(t) = line.strip_prefix("admin token: ") {
-            token = Some(t.to_string());
-            continue;
-        }
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(addr) = v["fields"]["message"]
-            .as_str()
-            .and_then(|m| m.strip_prefix("listening on "))
-        {
-            // Keep reading, or the daemon's logging meets a closed pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return Server {
-                child,
-                base: format!("http://{addr}"),
-                token: token.expect("admin token on a fresh database"),
-            };
-        }
-    }
-    panic!("switchboard exited before listening");
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
+#[path = "common.rs"]
+mod common;
+use common::*;
 
 /// `(i, 200 received)` per webhook, and `(body index → issue id)` and
 /// `(issue id → notification arrival)` from the stream.
@@ -167,22 +92,6 @@ async fn read_stream(base: String, token: String, seen: Arc<Mutex<Seen>>) {
     }
 }
 
-fn pg_schema_url(base: &str) -> String {
-    let schema = format!("bench_{}", std::process::id());
-    let psql = |sql: &str| {
-        let ok = Command::new("psql")
-            .args([base, "-qc", sql])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "psql {sql}");
-    };
-    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    psql(&format!("CREATE SCHEMA {schema}"));
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
-}
-
 #[tokio::main]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -198,15 +107,8 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let backend = std::env::var("SB_BENCH_BACKEND").unwrap_or_else(|_| "sqlite".into());
     let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = if backend == "postgres" {
-        let base = std::env::var("SB_BENCH_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        pg_schema_url(&base)
-    } else {
-        format!("sqlite://{}", dir.path().join("bench.db").display())
-    };
+    let (backend, db_url) = bench_database(dir.path());
     let server = start(&db_url, dir.path());
     let seen = Arc::new(Mutex::new(Seen::default()));
     tokio::spawn(read_stream(
@@ -312,11 +214,4 @@ async fn main() {
         missing
     );
     drop(server);
-}
-
-/// `application/x-www-form-urlencoded` body.
-fn serde_urlencoded_form(params: &[(String, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter())
-        .finish()
 }

@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, StreamCaller};
 use super::error::{
     ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AuthErrors, BodyErrors, NotFoundError,
     QueryErrors,
@@ -388,6 +388,8 @@ async fn replay(
 
 /// Live rows taken at once by one stream connection.
 const STREAM_BATCH: usize = 64;
+/// How often a live stream checks that its credential still holds.
+const STREAM_AUTH_RECHECK: Duration = Duration::from_secs(3);
 /// Events of one batch built concurrently (each is a database read).
 const STREAM_CONCURRENCY: usize = 8;
 
@@ -411,10 +413,14 @@ const STREAM_CONCURRENCY: usize = 8;
 )]
 async fn stream(
     State(state): State<AppState>,
-    Caller(me): Caller,
+    auth: StreamCaller,
     headers: HeaderMap,
     query: axum::extract::RawQuery,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let StreamCaller {
+        staff: me,
+        credential,
+    } = auth;
     // The header wins: EventSource sends it on a reconnect, with the id it
     // saw last, while the query still holds the id the page started from.
     let from_query = query.0.as_deref().and_then(|q| {
@@ -432,6 +438,8 @@ async fn stream(
     let start = last_seen.unwrap_or_else(|| state.hub.head());
     let (tx, rx) = mpsc::channel::<Event>(256);
     let shutdown = state.shutdown.clone();
+    let state_for_auth = state.clone();
+    let staff_id = me.id;
     tokio::spawn(async move {
         let work = async {
             // The hub broadcasts each id once, but not always in id order
@@ -479,9 +487,22 @@ async fn stream(
                 }
             }
         };
+        // The stream authenticated once, at its start; check again every
+        // few seconds, so deactivation, sign-out or a revoked token ends it.
+        let recheck = async {
+            loop {
+                tokio::time::sleep(STREAM_AUTH_RECHECK).await;
+                if !credential.still_valid(&state_for_auth).await {
+                    return;
+                }
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = work => {}
+            _ = recheck => {
+                tracing::info!(staff_id, "live stream closed: its credential is no longer valid");
+            }
         }
     });
     let events = futures::stream::unfold(rx, |mut rx| async move {

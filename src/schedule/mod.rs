@@ -162,7 +162,12 @@ pub async fn run_task(
             let n = store
                 .purge_finished(cutoff(notifications), now - KEEP_FINISHED)
                 .await?;
-            Ok(format!("{n} finished row(s) purged"))
+            // Expired web sessions and links, and sign-in failures too old
+            // to count towards a lockout.
+            let web = store.purge_web(now).await?;
+            Ok(format!(
+                "{n} finished row(s) and {web} expired sign-in row(s) purged"
+            ))
         }
     }
 }

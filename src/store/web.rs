@@ -220,8 +220,7 @@ impl Store {
     }
 
     /// Housekeeping of expired sessions, links and old failures.
-    pub async fn purge_web(&self) -> Result<u64, StoreError> {
-        let now = now();
+    pub async fn purge_web(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = window_start(now);
         write_tx!(self, |c, q| q::purge_web(c, now, before).await)
     }

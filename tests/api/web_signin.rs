@@ -19,7 +19,66 @@ both_backends!(
     session_cookie_reads_the_api_but_never_writes,
     deactivated_staff_lose_their_session,
     pages_carry_a_strict_csp,
+    live_stream_ends_on_sign_out_and_deactivation,
 );
+
+/// Waits for an open response body to end; false if it is still open
+/// after `within`.
+async fn ends_within(resp: reqwest::Response, within: std::time::Duration) -> bool {
+    use futures::StreamExt;
+    let mut body = resp.bytes_stream();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+async fn live_stream_ends_on_sign_out_and_deactivation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The page's stream (session cookie) ends when the session does.
+    let cookie = admin_session(&app).await;
+    let page_stream = client()
+        .get(format!("{}/api/stream", app.base))
+        .header(COOKIE, format!("sb_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page_stream.status(), StatusCode::OK);
+    assert_eq!(
+        post_form(&app, &cookie, "/logout", &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        ends_within(page_stream, std::time::Duration::from_secs(10)).await,
+        "stream outlived sign-out"
+    );
+    // A token's stream ends when its owner is deactivated.
+    let (id, token) = app.add_staff("Leaving Agent", "agent").await;
+    let api_stream = client()
+        .get(format!("{}/api/stream", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_stream.status(), StatusCode::OK);
+    let resp = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/staff/{id}"),
+            Some(&app.admin_token),
+            Some(serde_json::json!({"active": false})),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert!(
+        ends_within(api_stream, std::time::Duration::from_secs(10)).await,
+        "stream outlived deactivation"
+    );
+}
 
 async fn pages_need_a_session_and_send_you_to_sign_in(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -87,3 +87,30 @@ def test_two_staff_race_take_it(server, people):
     expect(winner_page.get_by_role("alert")).to_have_count(0)
     taken = [m for m in server.messages(issue["id"]) if m["kind"] == "event" and m["event"]["type"] == "taken"]
     assert len(taken) == 1, f"{len(taken)} taken events: exactly one Take It must win"
+
+
+def test_issue_page_by_keyboard(server, people, twilio):
+    issue = server.sms(CUSTOMER, "Do you ship to Canada?")
+    ann, page = people.agent(server, "Ann Smith", "ann@e2e.test")
+    web.open_issue(page, server, issue["id"])
+
+    take = page.get_by_role("button", name="Take It")
+    web.tab_to(page, take)
+    page.keyboard.press("Enter")
+    expect(take).to_have_count(0)
+    assert server.issue(issue["id"])["assignee"]["id"] == ann["id"]
+
+    answer = "Yes, we ship to Canada within 5 working days."
+    web.tab_to(page, page.get_by_label("Reply to customer"))
+    page.keyboard.type(answer)
+    web.tab_to(page, page.get_by_role("button", name="Send reply"))
+    page.keyboard.press("Enter")
+    expect(timeline_item(page, answer)).to_be_visible()
+
+    view = page.get_by_role("button", name="View Customer")
+    web.tab_to(page, view)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_contain_text(issue["customer"]["name"])
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert web.is_focused(view), "closing View Customer does not return focus to its button"

@@ -117,6 +117,29 @@ def focus_style(locator):
     )
 
 
+def is_focused(locator):
+    return locator.evaluate("e => e === document.activeElement")
+
+
+def tab_to(page, locator, limit=80):
+    """Presses Tab until `locator` has focus, as a keyboard user would, and
+    checks the focus is visible: the element is :focus-visible and looks
+    different from itself unfocused. Returns how many presses it took."""
+    for presses in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        if is_focused(locator):
+            break
+    else:
+        raise AssertionError(f"{limit} presses of Tab never reached {locator}")
+    assert locator.evaluate("e => e.matches(':focus-visible')"), f"{locator} focus is not :focus-visible"
+    focused = focus_style(locator)
+    locator.evaluate("e => e.blur()")
+    unfocused = focus_style(locator)
+    locator.focus()
+    assert focused != unfocused, f"{locator} shows no focus indicator ({focused})"
+    return presses
+
+
 def screenshot(page, name, full_page=False):
     os.makedirs(SCREENSHOTS, exist_ok=True)
     page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=full_page)

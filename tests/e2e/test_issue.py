@@ -71,9 +71,15 @@ def test_two_staff_race_take_it(server, people):
         web.open_issue(page, server, issue["id"])
         expect(page.get_by_role("button", name="Take It")).to_be_visible()
 
-    # Both press before either sees the other's result.
-    page_a.get_by_role("button", name="Take It").click(no_wait_after=True)
-    page_b.get_by_role("button", name="Take It").click(no_wait_after=True)
+    # Both press at the same moment. Clicking one after the other would be
+    # no race: the live page takes the button away from the second person
+    # as soon as the first has the issue. So each page is told to click at
+    # the same instant of the (shared) clock, a third of a second ahead.
+    at = page_a.evaluate("Date.now()") + 300
+    for page in (page_a, page_b):
+        page.get_by_role("button", name="Take It").evaluate(
+            "(button, at) => setTimeout(() => button.click(), at - Date.now())", at
+        )
     for page in (page_a, page_b):
         expect(page.get_by_role("button", name="Take It")).to_have_count(0)
 

@@ -109,11 +109,17 @@ def no_sideways_scroll(page):
 
 
 def focus_style(locator):
-    """What makes focus visible: outline, ring (box-shadow), border, background."""
+    """What makes focus visible: outline, ring (box-shadow), border,
+    background, underline, on the element or a close ancestor (a row may
+    light up as a whole with :focus-within when its link has focus)."""
     return locator.evaluate(
-        """el => { const s = getComputedStyle(el);
-                   return [s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow,
-                           s.borderColor, s.backgroundColor, s.textDecorationLine].join(' | '); }"""
+        """el => { const out = [];
+                   for (let e = el, i = 0; e && i < 4; e = e.parentElement, i++) {
+                     const s = getComputedStyle(e);
+                     out.push([s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow,
+                               s.borderColor, s.backgroundColor, s.textDecorationLine].join(' '));
+                   }
+                   return out.join(' || '); }"""
     )
 
 
@@ -142,4 +148,8 @@ def tab_to(page, locator, limit=80):
 
 def screenshot(page, name, full_page=False):
     os.makedirs(SCREENSHOTS, exist_ok=True)
+    if full_page:
+        # A page may scroll itself (to the New messages line); a sticky top
+        # bar would then be photographed in the middle of a full page.
+        page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=full_page)

@@ -93,7 +93,9 @@ async fn page(
     let rows = NotifyEvent::ALL
         .into_iter()
         .map(|e| {
-            let (in_app, email) = matrix.get(&e).map_or((false, false), |c| (c.in_app, c.email));
+            let (in_app, email) = matrix
+                .get(&e)
+                .map_or((false, false), |c| (c.in_app, c.email));
             PrefRow {
                 event: e.as_str(),
                 hint: hint(e),
@@ -199,8 +201,7 @@ async fn change_password(
         .await;
     }
     let hash = facts.staff.and_then(|(_, h)| h);
-    if f.form.current.is_empty() || !crate::password::verify(f.form.current.clone(), hash).await
-    {
+    if f.form.current.is_empty() || !crate::password::verify(f.form.current.clone(), hash).await {
         state
             .store
             .record_sign_in_failure(&viewer.staff.email, client.as_deref())

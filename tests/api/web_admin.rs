@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use reqwest::header::COOKIE;
 use serde_json::Value;
 
+use crate::email_out::app_with_smtp;
 use crate::helpers::Backend;
+use crate::smtp_sink::SmtpSink;
 use crate::spawn::{PUBLIC_URL, TestApp, spawn_app};
 use crate::web_support::*;
 
@@ -16,6 +18,7 @@ both_backends!(
     agents_get_403_on_every_admin_page,
     admin_adds_staff_and_the_welcome_link_works,
     invite_link_and_token_are_shown_once_and_work,
+    invite_link_is_emailed_when_smtp_is_configured,
     deactivate_and_the_last_admin_rule,
     rejected_page_lists_a_bad_signature_webhook,
     broadcast_from_the_page_reaches_its_recipients,
@@ -129,10 +132,7 @@ async fn settings_checkboxes_reflect_and_save_preferences(backend: Backend) {
         &app,
         &cookie,
         "/settings",
-        &[
-            ("issue_opened.in_app", "on"),
-            ("comment_added.email", "on"),
-        ],
+        &[("issue_opened.in_app", "on"), ("comment_added.email", "on")],
     )
     .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
@@ -202,7 +202,12 @@ async fn password_change_checks_the_current_one_and_the_rules(backend: Backend) 
             .await
         }
     };
-    let wrong = change("not my password", "a new long password", "a new long password").await;
+    let wrong = change(
+        "not my password",
+        "a new long password",
+        "a new long password",
+    )
+    .await;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         wrong
@@ -213,18 +218,38 @@ async fn password_change_checks_the_current_one_and_the_rules(backend: Backend) 
     );
     let short = change("admin password 1", "short", "short").await;
     assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(short.html.contains("at least 12 characters"), "{}", short.html);
-    let mismatch = change("admin password 1", "a new long password", "another long one").await;
+    assert!(
+        short.html.contains("at least 12 characters"),
+        "{}",
+        short.html
+    );
+    let mismatch = change(
+        "admin password 1",
+        "a new long password",
+        "another long one",
+    )
+    .await;
     assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(mismatch.html.contains("do not match"));
     // Nothing changed so far.
     sign_in(&app, "admin@localhost", "admin password 1").await;
 
-    let ok = change("admin password 1", "a new long password", "a new long password").await;
+    let ok = change(
+        "admin password 1",
+        "a new long password",
+        "a new long password",
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.html);
-    assert!(ok.html.contains("role=\"status\">Your password is changed."));
+    assert!(
+        ok.html
+            .contains("role=\"status\">Your password is changed.")
+    );
     // This session lives on; the other one ended.
-    assert_eq!(get_page(&app, &cookie, "/settings").await.status, StatusCode::OK);
+    assert_eq!(
+        get_page(&app, &cookie, "/settings").await.status,
+        StatusCode::OK
+    );
     assert_eq!(
         get_page(&app, &other, "/settings").await.status,
         StatusCode::SEE_OTHER
@@ -233,7 +258,10 @@ async fn password_change_checks_the_current_one_and_the_rules(backend: Backend) 
     sign_in(&app, "admin@localhost", "a new long password").await;
     let old = client()
         .post(format!("{}/login", app.base))
-        .form(&[("email", "admin@localhost"), ("password", "admin password 1")])
+        .form(&[
+            ("email", "admin@localhost"),
+            ("password", "admin password 1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -253,7 +281,14 @@ async fn agents_get_403_on_every_admin_page(backend: Backend) {
         assert!(page.html.contains("Only an admin may open this page."));
     }
     let posts: [(&str, &[(&str, &str)]); 5] = [
-        ("/staff", &[("email", "x@example.test"), ("name", "X"), ("role", "admin")]),
+        (
+            "/staff",
+            &[
+                ("email", "x@example.test"),
+                ("name", "X"),
+                ("role", "admin"),
+            ],
+        ),
         ("/staff/{admin}/role", &[("role", "agent")]),
         ("/staff/{admin}/active", &[("active", "false")]),
         ("/staff/{admin}/token", &[]),
@@ -297,27 +332,48 @@ async fn admin_adds_staff_and_the_welcome_link_works(backend: Backend) {
         &app,
         &cookie,
         "/staff",
-        &[("email", "not an address"), ("name", "Nina"), ("role", "agent")],
+        &[
+            ("email", "not an address"),
+            ("name", "Nina"),
+            ("role", "agent"),
+        ],
     )
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad.html.contains("role=\"alert\">The email is not an email address.</p>"), "{}", bad.html);
+    assert!(
+        bad.html
+            .contains("role=\"alert\">The email is not an email address.</p>"),
+        "{}",
+        bad.html
+    );
     assert!(bad.html.contains("value=\"Nina\""));
     let taken = post_form(
         &app,
         &cookie,
         "/staff",
-        &[("email", "ADMIN@localhost"), ("name", "Again"), ("role", "agent")],
+        &[
+            ("email", "ADMIN@localhost"),
+            ("name", "Again"),
+            ("role", "agent"),
+        ],
     )
     .await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
-    assert!(taken.html.contains("role=\"alert\">A staff member with that email exists.</p>"));
+    assert!(
+        taken
+            .html
+            .contains("role=\"alert\">A staff member with that email exists.</p>")
+    );
 
     let added = post_form(
         &app,
         &cookie,
         "/staff",
-        &[("email", "Nina@Example.test"), ("name", "Nina Simone"), ("role", "admin")],
+        &[
+            ("email", "Nina@Example.test"),
+            ("name", "Nina Simone"),
+            ("role", "admin"),
+        ],
     )
     .await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.html);
@@ -340,7 +396,10 @@ async fn admin_adds_staff_and_the_welcome_link_works(backend: Backend) {
     assert!(welcome.html.contains("Nina Simone"));
     let set = client()
         .post(format!("{}{path}", app.base))
-        .form(&[("password", "nina's long password"), ("repeat", "nina's long password")])
+        .form(&[
+            ("password", "nina's long password"),
+            ("repeat", "nina's long password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -372,10 +431,55 @@ async fn invite_link_and_token_are_shown_once_and_work(backend: Backend) {
     let me = app.get("/api/me", &token).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["id"], agent_id);
-    assert!(!get_page(&app, &cookie, "/staff").await.html.contains(&token));
+    assert!(
+        !get_page(&app, &cookie, "/staff")
+            .await
+            .html
+            .contains(&token)
+    );
 
     let missing = post_form(&app, &cookie, "/staff/999999/token", &[]).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+async fn invite_link_is_emailed_when_smtp_is_configured(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = app_with_smtp(backend, &sink).await;
+    let cookie = admin_session(&app).await;
+    let added = post_form(
+        &app,
+        &cookie,
+        "/staff",
+        &[
+            ("email", "mail.me@example.test"),
+            ("name", "Mia"),
+            ("role", "agent"),
+        ],
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.html);
+    assert!(
+        added
+            .html
+            .contains("It was also emailed to mail.me@example.test.")
+    );
+    let shown = welcome_path(&added.html);
+    let got = sink.wait_for(1, 15).await;
+    let mail = got
+        .iter()
+        .find(|m| m.rcpt_tos == vec!["mail.me@example.test".to_string()])
+        .expect("the invitation");
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Your sign-in link for Switchboard")
+    );
+    // The body may be quoted-printable: undo soft line breaks first.
+    let body = mail.body().replace("=\r\n", "").replace("=3D", "=");
+    assert!(body.contains(&format!("{PUBLIC_URL}{shown}")), "{body}");
+    assert!(
+        mail.header("Auto-Submitted").is_some(),
+        "an automated email"
+    );
 }
 
 async fn deactivate_and_the_last_admin_rule(backend: Backend) {
@@ -422,26 +526,44 @@ async fn deactivate_and_the_last_admin_rule(backend: Backend) {
         let refused = post_form(&app, &cookie, &path, &[field]).await;
         assert_eq!(refused.status, StatusCode::CONFLICT, "{path}");
         assert!(
-            refused
-                .html
-                .contains("role=\"alert\">The last active admin cannot be demoted or deactivated.</p>"),
+            refused.html.contains(
+                "role=\"alert\">The last active admin cannot be demoted or deactivated.</p>"
+            ),
             "{}",
             refused.html
         );
     }
     let me = api_staff(&app, admin_id).await;
-    assert_eq!((me["role"].as_str(), me["active"].as_bool()), (Some("admin"), Some(true)));
+    assert_eq!(
+        (me["role"].as_str(), me["active"].as_bool()),
+        (Some("admin"), Some(true))
+    );
 
     // With a second admin, the first may step down.
-    let promoted = post_form(&app, &cookie, &format!("/staff/{agent_id}/role"), &[("role", "admin")]).await;
+    let promoted = post_form(
+        &app,
+        &cookie,
+        &format!("/staff/{agent_id}/role"),
+        &[("role", "admin")],
+    )
+    .await;
     assert_eq!(promoted.status, StatusCode::OK);
     assert!(promoted.html.contains("ada is now an admin."));
-    let stepped = post_form(&app, &cookie, &format!("/staff/{admin_id}/role"), &[("role", "agent")]).await;
+    let stepped = post_form(
+        &app,
+        &cookie,
+        &format!("/staff/{admin_id}/role"),
+        &[("role", "agent")],
+    )
+    .await;
     assert_eq!(stepped.status, StatusCode::OK, "{}", stepped.html);
     let me = app.db.store.get_staff(admin_id).await.unwrap();
     assert_eq!(me.role.as_str(), "agent");
     // And is an agent from the next request on.
-    assert_eq!(get_page(&app, &cookie, "/staff").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get_page(&app, &cookie, "/staff").await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 async fn rejected_page_lists_a_bad_signature_webhook(backend: Backend) {
@@ -472,7 +594,12 @@ async fn rejected_page_lists_a_bad_signature_webhook(backend: Backend) {
 
     let page = get_page(&app, &cookie, "/rejected").await;
     assert_eq!(page.status, StatusCode::OK);
-    for label in [">Kind</th>", ">Reason</th>", ">Received</th>", ">Details</th>"] {
+    for label in [
+        ">Kind</th>",
+        ">Reason</th>",
+        ">Received</th>",
+        ">Details</th>",
+    ] {
         assert!(page.html.contains(label), "rejected page lacks {label}");
     }
     assert!(page.html.contains("<td data-head=\"Kind\">webhook</td>"));
@@ -493,7 +620,9 @@ async fn rejected_page_lists_a_bad_signature_webhook(backend: Backend) {
 /// A customer who texted in: (customer id, phone).
 async fn customer(app: &TestApp, sid: &str, phone: &str) -> i64 {
     let issue = app.sms_issue(sid, phone, "hello").await;
-    let got = app.get(&format!("/api/issues/{issue}"), &app.admin_token).await;
+    let got = app
+        .get(&format!("/api/issues/{issue}"), &app.admin_token)
+        .await;
     got.body["customer_id"].as_i64().expect("customer id")
 }
 
@@ -528,7 +657,9 @@ async fn broadcast_from_the_page_reaches_its_recipients(backend: Backend) {
         .strip_prefix("/broadcasts/")
         .and_then(|s| s.parse().ok())
         .expect("redirect to the broadcast");
-    let api = app.get(&format!("/api/broadcasts/{id}"), &app.admin_token).await;
+    let api = app
+        .get(&format!("/api/broadcasts/{id}"), &app.admin_token)
+        .await;
     assert_eq!(api.body["total"], 2);
     assert_eq!(api.body["body"], "We are closed on Monday.");
 
@@ -540,7 +671,12 @@ async fn broadcast_from_the_page_reaches_its_recipients(backend: Backend) {
         assert!(detail.html.contains(phone), "recipient {phone} listed");
     }
     assert!(!detail.html.contains("+15550100203"), "not a recipient");
-    for label in [">Sent</dt>", ">Skipped</dt>", ">Failed</dt>", ">Pending</dt>"] {
+    for label in [
+        ">Sent</dt>",
+        ">Skipped</dt>",
+        ">Failed</dt>",
+        ">Pending</dt>",
+    ] {
         assert!(detail.html.contains(label), "detail lacks {label}");
     }
 
@@ -553,7 +689,11 @@ async fn broadcast_from_the_page_reaches_its_recipients(backend: Backend) {
     )
     .await;
     assert_eq!(all.status, StatusCode::SEE_OTHER, "{}", all.html);
-    let second: i64 = all.location().trim_start_matches("/broadcasts/").parse().unwrap();
+    let second: i64 = all
+        .location()
+        .trim_start_matches("/broadcasts/")
+        .parse()
+        .unwrap();
     assert_eq!(
         app.get(&format!("/api/broadcasts/{second}"), &app.admin_token)
             .await
@@ -561,7 +701,10 @@ async fn broadcast_from_the_page_reaches_its_recipients(backend: Backend) {
         3
     );
     let list = get_page(&app, &cookie, "/broadcasts").await;
-    let first_at = list.html.find(&format!("Broadcast #{id}<")).expect("first listed");
+    let first_at = list
+        .html
+        .find(&format!("Broadcast #{id}<"))
+        .expect("first listed");
     let second_at = list
         .html
         .find(&format!("Broadcast #{second}<"))
@@ -574,12 +717,15 @@ async fn broadcast_from_the_page_reaches_its_recipients(backend: Backend) {
     );
 }
 
+/// A form's fields.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 async fn broadcast_form_refusals_are_sentences(backend: Backend) {
     let app = spawn_app(backend).await;
     let cookie = admin_session(&app).await;
     let a = customer(&app, "SMr1", "+15550100301").await;
     let a = a.to_string();
-    let cases: [(&[(&str, &str)], StatusCode, &str); 5] = [
+    let cases: [(Fields, StatusCode, &str); 5] = [
         (
             &[("body", "Hi"), ("all", "on"), ("customer_ids", a.as_str())],
             StatusCode::UNPROCESSABLE_ENTITY,

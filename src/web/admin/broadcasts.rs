@@ -47,7 +47,11 @@ const OUTCOMES: [(&str, &str); 4] = [
 
 /// A recipient status as the page words it (`queued` is still pending).
 fn outcome_word(status: &str) -> &str {
-    if status == "queued" { "pending" } else { status }
+    if status == "queued" {
+        "pending"
+    } else {
+        status
+    }
 }
 
 /// One count of a broadcast's progress.
@@ -196,9 +200,7 @@ fn recipients(form: &ComposeForm) -> Result<Option<Vec<i64>>, String> {
         .collect();
     match (all, typed.is_empty()) {
         (true, true) => Ok(None),
-        (true, false) => {
-            Err("Choose either All customers or customer ids, not both.".to_string())
-        }
+        (true, false) => Err("Choose either All customers or customer ids, not both.".to_string()),
         (false, true) => Err("Choose All customers or give customer ids.".to_string()),
         (false, false) => typed
             .into_iter()
@@ -243,7 +245,10 @@ async fn send(
         Err(e) => {
             let e = refusal(
                 e,
-                &[("body", "the message"), ("customer_ids", "the customer ids")],
+                &[
+                    ("body", "the message"),
+                    ("customer_ids", "the customer ids"),
+                ],
             );
             refused(e.status, e.message, f.form).await
         }

@@ -140,12 +140,9 @@ async fn show(State(state): State<AppState>, viewer: Viewer) -> Result<Response,
 /// A fresh one-time sign-in link for `staff`, emailed too when SMTP is
 /// configured; the sentence says which.
 async fn link_for(state: &AppState, staff: &Staff, lead: &str) -> Result<Shown, PageError> {
-    let link = crate::web::signin::invite_link(
-        &state.store,
-        &state.config.server.public_url,
-        staff.id,
-    )
-    .await?;
+    let link =
+        crate::web::signin::invite_link(&state.store, &state.config.server.public_url, staff.id)
+            .await?;
     let mut text = format!(
         "{lead} Give {} this sign-in link; it works once, for 24 hours.",
         staff.name
@@ -175,15 +172,21 @@ async fn link_for(state: &AppState, staff: &Staff, lead: &str) -> Result<Shown, 
     })
 }
 
-async fn add(
-    State(state): State<AppState>,
-    f: WebForm<AddForm>,
-) -> Result<Response, PageError> {
+async fn add(State(state): State<AppState>, f: WebForm<AddForm>) -> Result<Response, PageError> {
     require_admin(&f.viewer)?;
     let form = f.form;
     let role = Some(form.role.as_str()).filter(|r| !r.is_empty());
-    let checked = crate::http::people::check_new_staff(&form.email, &form.name, role)
-        .map_err(|e| refusal(e, &[("email", "the email"), ("name", "the name"), ("role", "the role")]));
+    let checked =
+        crate::http::people::check_new_staff(&form.email, &form.name, role).map_err(|e| {
+            refusal(
+                e,
+                &[
+                    ("email", "the email"),
+                    ("name", "the name"),
+                    ("role", "the role"),
+                ],
+            )
+        });
     let created = match checked {
         Ok((email, role)) => state
             .store
@@ -278,7 +281,12 @@ async fn set_active(
                 // not bring an old, perhaps forgotten, browser back.
                 state.store.end_sessions_of(id, None).await?;
             }
-            tracing::info!(staff_id = id, by = f.viewer.staff.id, active, "active state changed from the page");
+            tracing::info!(
+                staff_id = id,
+                by = f.viewer.staff.id,
+                active,
+                "active state changed from the page"
+            );
             let text = if s.active {
                 format!("{} is active again.", s.name)
             } else {
@@ -315,7 +323,11 @@ async fn invite(
         return page(&state, &f.viewer, Outcome::refused(e)).await;
     }
     let shown = link_for(&state, &staff, "A new sign-in link is ready.").await?;
-    tracing::info!(staff_id = id, by = f.viewer.staff.id, "sign-in link made from the page");
+    tracing::info!(
+        staff_id = id,
+        by = f.viewer.staff.id,
+        "sign-in link made from the page"
+    );
     let o = Outcome {
         shown: Some(shown),
         ..Outcome::default()
@@ -331,7 +343,11 @@ async fn token(
     require_admin(&f.viewer)?;
     let staff = state.store.get_staff(id).await?;
     let token = state.store.create_token(id).await?;
-    tracing::info!(staff_id = id, by = f.viewer.staff.id, "token created from the page");
+    tracing::info!(
+        staff_id = id,
+        by = f.viewer.staff.id,
+        "token created from the page"
+    );
     let o = Outcome {
         shown: Some(Shown {
             text: format!(

@@ -34,5 +34,6 @@ mod smtp_sink;
 mod spawn;
 mod store_story;
 mod systemd;
+mod web_issue;
 mod web_signin;
 mod web_support;

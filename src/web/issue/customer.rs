@@ -135,15 +135,18 @@ async fn merge(
                 ),
                 other => PageError::from(other),
             })?;
-        tracing::info!(into = id, from = other, by = viewer.staff.id, "customers merged (page)");
+        tracing::info!(
+            into = id,
+            from = other,
+            by = viewer.staff.id,
+            "customers merged (page)"
+        );
         Ok(merged.id)
     }
     .await;
     match result {
-        Ok(into) => {
-            Redirect::to(&safe_return(&form.return_to, format!("/customers/{into}")))
-                .into_response()
-        }
+        Ok(into) => Redirect::to(&safe_return(&form.return_to, format!("/customers/{into}")))
+            .into_response(),
         Err(e) if e.status == StatusCode::NOT_FOUND || e.status.is_server_error() => {
             e.into_response()
         }

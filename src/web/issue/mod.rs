@@ -254,10 +254,7 @@ async fn timeline_fragment(
                 .as_deref()
                 .and_then(|a| a.parse::<i64>().ok())
                 .unwrap_or(0);
-            state
-                .store
-                .messages_after(id, after, PAGE_MESSAGES)
-                .await?
+            state.store.messages_after(id, after, PAGE_MESSAGES).await?
         }
     };
     let rows = view::rows(messages, me, None, crate::store::now());
@@ -286,7 +283,12 @@ async fn mark_read(
 
 /// The sentence for a refused state change. `already_assigned` names who
 /// has the issue (read again, after the refusal).
-async fn transition_refusal(state: &AppState, viewer: &Viewer, id: i64, e: StoreError) -> PageError {
+async fn transition_refusal(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    e: StoreError,
+) -> PageError {
     if let StoreError::Rule(r) = &e
         && r.code == "already_assigned"
         && let Ok(issue) = state.store.issue(id, viewer.staff.id).await
@@ -308,7 +310,12 @@ async fn act(state: &AppState, viewer: &Viewer, raw_id: &str, action: IssueActio
     };
     match state.store.transition(id, &viewer.staff, action).await {
         Ok(_) => {
-            tracing::info!(issue_id = id, staff_id = viewer.staff.id, ?action, "issue action (page)");
+            tracing::info!(
+                issue_id = id,
+                staff_id = viewer.staff.id,
+                ?action,
+                "issue action (page)"
+            );
             back_to(id, None)
         }
         Err(e) => {

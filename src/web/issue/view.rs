@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::state::{self, Actor, IssueState, Offer};
 use crate::domain::{Channel, ContactKind, DeliveryStatus, IssueStatus, MessageKind, Resolution};
-use crate::store::{AttachmentView, CustomerView, IssueView, MessageView, RefusedAttachment, Staff};
+use crate::store::{
+    AttachmentView, CustomerView, IssueView, MessageView, RefusedAttachment, Staff,
+};
 
 /// The viewer as the rules see them.
 pub fn actor(s: &Staff) -> Actor {

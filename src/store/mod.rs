@@ -1146,4 +1146,5 @@ impl Store {
 
 // Declared after the transaction macros above, which it uses.
 mod web;
+mod web_issue;
 pub use web::WebSession;

@@ -35,5 +35,6 @@ mod spawn;
 mod store_story;
 mod systemd;
 mod web_admin;
+mod web_issue;
 mod web_signin;
 mod web_support;

@@ -1145,5 +1145,6 @@ impl Store {
 }
 
 // Declared after the transaction macros above, which it uses.
+mod tracker;
 mod web;
 pub use web::WebSession;

@@ -36,3 +36,4 @@ mod store_story;
 mod systemd;
 mod web_signin;
 mod web_support;
+mod web_tracker;

@@ -345,6 +345,8 @@ struct TrackerPage {
     api_query: String,
     live_status: &'static str,
     live_assignee: String,
+    /// The Staff filter as given (`""`, `none` or an id).
+    staff_param: String,
     rows: Vec<Row>,
     next_cursor: Option<String>,
     /// Whether this is a later page (reached by Load more without script).
@@ -481,6 +483,7 @@ async fn tracker(
         api_query: q.api_query(tab),
         live_status: tab.status_param(),
         live_assignee,
+        staff_param: q.staff.clone(),
         q: q.q.clone(),
         staff,
         rows,

@@ -68,7 +68,7 @@ fn parse_limit(q: &HashMap<String, String>) -> ApiResult<i64> {
 }
 
 /// Issue list cursors are opaque to clients: base64url of `time|id`.
-fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
+pub(crate) fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
     let raw = format!(
         "{}|{id}",
         at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -76,7 +76,7 @@ fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
+pub(crate) fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .ok()?;

@@ -38,3 +38,4 @@ mod web_admin;
 mod web_issue;
 mod web_signin;
 mod web_support;
+mod web_tracker;

@@ -21,7 +21,7 @@ use super::auth::Admin;
 use super::error::{
     AdminErrors, ApiError, ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, NotFoundError,
 };
-use crate::store::BroadcastView;
+use crate::store::{BroadcastView, Staff};
 
 /// Time between two deliveries of one broadcast (Twilio long codes send
 /// about one message per second).
@@ -85,12 +85,6 @@ async fn create(
     Admin(admin): Admin,
     ApiJson(req): ApiJson<NewBroadcast>,
 ) -> ApiResult<(StatusCode, Json<BroadcastView>)> {
-    if req.body.trim().is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_request",
-            "`body` must not be empty",
-        ));
-    }
     let customers: Option<Vec<i64>> = match &req.customer_ids {
         Value::String(s) if s == "all" => None,
         Value::Array(a) => Some(
@@ -112,15 +106,43 @@ async fn create(
             ));
         }
     };
+    let view = send(
+        &state,
+        &admin,
+        &req.body,
+        req.subject.as_deref(),
+        customers.as_deref(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Queues a broadcast (`customers` = None: every customer) after the
+/// checks every caller passes; shared with the Broadcasts page, so the
+/// rules are decided here once.
+pub(crate) async fn send(
+    state: &AppState,
+    admin: &Staff,
+    body: &str,
+    subject: Option<&str>,
+    customers: Option<&[i64]>,
+) -> ApiResult<BroadcastView> {
+    if body.trim().is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            "`body` must not be empty",
+        ));
+    }
+    if customers.is_some_and(<[i64]>::is_empty) {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            "`customer_ids` must be a non-empty list of ids or \"all\"",
+        ));
+    }
+    let subject = subject.map(str::trim).filter(|s| !s.is_empty());
     let view = state
         .store
-        .create_broadcast(
-            &admin,
-            &req.body,
-            req.subject.as_deref(),
-            customers.as_deref(),
-            SPACING,
-        )
+        .create_broadcast(admin, body, subject, customers, SPACING)
         .await?;
     state.outbox_wake.notify_one();
     tracing::info!(
@@ -129,7 +151,7 @@ async fn create(
         total = view.total,
         "broadcast queued"
     );
-    Ok((StatusCode::ACCEPTED, Json(view)))
+    Ok(view)
 }
 
 /// A broadcast's progress and per-recipient outcome (admins only)

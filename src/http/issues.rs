@@ -29,7 +29,7 @@ use crate::store::{
 };
 
 /// Twilio refuses bodies over 1,600 characters.
-const SMS_MAX_CHARS: usize = 1600;
+pub(crate) const SMS_MAX_CHARS: usize = 1600;
 /// Largest reply or comment we accept.
 const BODY_MAX_CHARS: usize = 100_000;
 
@@ -68,7 +68,7 @@ fn parse_limit(q: &HashMap<String, String>) -> ApiResult<i64> {
 }
 
 /// Issue list cursors are opaque to clients: base64url of `time|id`.
-fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
+pub(crate) fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
     let raw = format!(
         "{}|{id}",
         at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -76,7 +76,7 @@ fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
+pub(crate) fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .ok()?;
@@ -361,7 +361,7 @@ struct ReplyBody {
 }
 
 /// A non-empty body within limits.
-fn check_body(body: &str) -> ApiResult<()> {
+pub(crate) fn check_body(body: &str) -> ApiResult<()> {
     if body.trim().is_empty() {
         return Err(ApiError::unprocessable(
             "invalid_request",
@@ -378,7 +378,7 @@ fn check_body(body: &str) -> ApiResult<()> {
 }
 
 /// Refuses a channel that is not configured, before anything is stored.
-fn check_channel(state: &AppState, channel: Channel, body: &str) -> ApiResult<()> {
+pub(crate) fn check_channel(state: &AppState, channel: Channel, body: &str) -> ApiResult<()> {
     match channel {
         Channel::Sms if state.twilio.is_none() => Err(ApiError::unprocessable(
             "channel_unavailable",

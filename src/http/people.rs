@@ -109,9 +109,30 @@ struct Token {
     token: String,
 }
 
-fn parse_role(role: &str) -> ApiResult<Role> {
+/// `admin` or `agent`; shared with the Staff page.
+pub(crate) fn parse_role(role: &str) -> ApiResult<Role> {
     Role::parse(role)
         .ok_or_else(|| ApiError::unprocessable("invalid_request", "`role` must be admin or agent"))
+}
+
+/// The checks a new staff member passes, here and on the Staff page:
+/// a real email address, a non-empty name, a known role (default agent).
+pub(crate) fn check_new_staff(
+    email: &str,
+    name: &str,
+    role: Option<&str>,
+) -> ApiResult<(EmailAddress, Role)> {
+    let email = EmailAddress::parse(email).map_err(|_| {
+        ApiError::unprocessable("invalid_request", "`email` is not an email address")
+    })?;
+    if name.trim().is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            "`name` must not be empty",
+        ));
+    }
+    let role = parse_role(role.unwrap_or("agent"))?;
+    Ok((email, role))
 }
 
 /// Add a staff member (admins only)
@@ -135,16 +156,7 @@ async fn create_staff(
     Admin(admin): Admin,
     ApiJson(req): ApiJson<NewStaff>,
 ) -> ApiResult<(StatusCode, Json<StaffCreated>)> {
-    let email = EmailAddress::parse(&req.email).map_err(|_| {
-        ApiError::unprocessable("invalid_request", "`email` is not an email address")
-    })?;
-    if req.name.trim().is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_request",
-            "`name` must not be empty",
-        ));
-    }
-    let role = parse_role(req.role.as_deref().unwrap_or("agent"))?;
+    let (email, role) = check_new_staff(&req.email, &req.name, req.role.as_deref())?;
     let staff = state
         .store
         .create_staff(email.as_str(), &req.name, role)

@@ -1145,5 +1145,7 @@ impl Store {
 }
 
 // Declared after the transaction macros above, which it uses.
+mod tracker;
 mod web;
+mod web_issue;
 pub use web::WebSession;

@@ -57,4 +57,5 @@ pub mod q {
     }
     include!("sql.rs");
     include!("web_sql.rs");
+    include!("tracker_sql.rs");
 }

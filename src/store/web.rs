@@ -219,6 +219,16 @@ impl Store {
         })
     }
 
+    /// One page of broadcasts, newest first, with their counts but not
+    /// their recipients (`broadcast` has those).
+    pub async fn list_broadcasts(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<super::BroadcastView>, StoreError> {
+        read!(self, |c, q| q::list_broadcasts(c, before, limit).await)
+    }
+
     /// Housekeeping of expired sessions, links and old failures.
     pub async fn purge_web(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = window_start(now);

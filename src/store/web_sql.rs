@@ -248,3 +248,47 @@ pub async fn purge_web(c: &mut Conn, now: DateTime<Utc>, failures_before: DateTi
         .rows_affected();
     Ok(a + b + d)
 }
+
+/// Broadcasts newest first with their progress counts, without the
+/// per-recipient rows (the Broadcasts page's list).
+pub async fn list_broadcasts(
+    c: &mut Conn,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<BroadcastView>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT b.id, b.body, b.subject, b.created_by, b.created_at,
+                COUNT(r.id) AS total,
+                COALESCE(SUM(CASE WHEN r.status = 'queued' THEN 1 ELSE 0 END), 0) AS queued,
+                COALESCE(SUM(CASE WHEN r.status = 'sent' THEN 1 ELSE 0 END), 0) AS sent,
+                COALESCE(SUM(CASE WHEN r.status = 'failed' THEN 1 ELSE 0 END), 0) AS failed,
+                COALESCE(SUM(CASE WHEN r.status = 'skipped' THEN 1 ELSE 0 END), 0) AS skipped
+         FROM broadcasts b LEFT JOIN broadcast_recipients r ON r.broadcast_id = b.id
+         WHERE ($1 IS NULL OR b.id < $1)
+         GROUP BY b.id, b.body, b.subject, b.created_by, b.created_at
+         ORDER BY b.id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let mut counts = std::collections::BTreeMap::new();
+            for s in ["queued", "sent", "failed", "skipped"] {
+                counts.insert(s.to_string(), r.try_get::<i64, _>(s)?);
+            }
+            Ok(BroadcastView {
+                id: r.try_get("id")?,
+                body: r.try_get("body")?,
+                subject: r.try_get("subject")?,
+                created_by: r.try_get("created_by")?,
+                created_at: r.try_get("created_at")?,
+                status: if counts["queued"] > 0 { "sending" } else { "done" },
+                total: r.try_get("total")?,
+                counts,
+                recipients: Vec::new(),
+            })
+        })
+        .collect()
+}

@@ -34,5 +34,8 @@ mod smtp_sink;
 mod spawn;
 mod store_story;
 mod systemd;
+mod web_admin;
+mod web_issue;
 mod web_signin;
 mod web_support;
+mod web_tracker;

@@ -1,9 +1,0 @@
-//! Placeholder: filled in by the admin work.
-
-use axum::Router;
-
-use crate::http::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-}

@@ -6,6 +6,7 @@ import time
 
 from playwright.sync_api import expect
 
+import harness
 import web
 
 # The page resumes its live stream from the event id it was rendered at, so
@@ -64,18 +65,29 @@ def test_keyboard_reaches_search_and_first_row(server, people):
 
 
 def test_phone_width_has_no_sideways_scroll(server, people):
-    server.sms(
+    long = server.sms(
         "+15550130001",
         "Hello, I ordered the blue winter jacket in size M two weeks ago and the "
         "tracking link https://tracking.example.com/parcel/00340434161094042557 still "
         "shows nothing. Could you check?",
     )
     server.sms("+15550130002", "Thanks!")
-    issue = server.sms("+15550130003", "Is the shop open on Sunday?")
+    server.sms("+15550130003", "Is the shop open on Sunday?")
+    # A webhook with a bad signature, so the Rejected page has a row.
+    code, _ = harness.post_form(
+        server.base + "/webhooks/twilio/sms",
+        [("MessageSid", "SM" + "0" * 32), ("AccountSid", harness.ACCOUNT_SID), ("From", "+15550130009"), ("Body", "x")],
+        {"X-Twilio-Signature": "d3Jvbmc="},
+    )
+    assert code == 403
+    server.add_staff("Ann Smith-Villanueva", "ann.smith-villanueva@e2e.test")
     page = people.admin(server, viewport={"width": 390, "height": 844})
-    for path in ("/", f"/issues/{issue['id']}"):
+    for path in ("/", f"/issues/{long['id']}", "/settings", "/staff", "/rejected", "/broadcasts"):
         page.goto(server.base + path)
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         scroll, inner = web.no_sideways_scroll(page)
         assert inner == 390
         assert scroll <= 390, f"{path} is {scroll} px wide at 390 px: it scrolls sideways"
+    # Every page above ran under its Content-Security-Policy without a refusal.
+    assert people.csp_violations() == [], people.csp_violations()
+    assert people.page_errors == [], people.page_errors

@@ -104,7 +104,8 @@ def row_link(page, issue_id):
 
 
 def no_sideways_scroll(page):
-    """documentation.scrollWidth is what a person sees as a horizontal scrollbar."""
+    """[document width, viewport width]: a document wider than the viewport
+    is what a person sees as a sideways scroll."""
     return page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
 
 

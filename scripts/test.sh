@@ -2,7 +2,7 @@
 # Runs the whole test suite: unit, property, store conformance (SQLite and
 # PostgreSQL) and end-to-end tests, then the web page's browser tests
 # (tests/e2e, headless Chromium driving the binary `cargo test` built; see
-# docs/web-tests.md), then checks the systemd unit (deploy/check-unit.sh).
+# README "The web page's browser tests"), then checks the systemd unit (deploy/check-unit.sh).
 # Installs and starts what the tests need when it is missing, so it works on
 # a fresh machine (run as root there).
 #

@@ -199,6 +199,16 @@ if (issueId) {
       const details = head.querySelector("details.assign");
       if (details && openAssign) details.open = true;
       head.querySelectorAll("details").forEach(syncExpanded);
+      // Reopened or closed elsewhere: offer or withdraw the reply box
+      // (its text stays as typed).
+      const fresh = head.querySelector(".issue-head");
+      const replyForm = document.getElementById("reply-form");
+      const note = document.getElementById("reply-closed");
+      if (fresh && replyForm && note) {
+        const open = fresh.dataset.open === "true";
+        replyForm.hidden = !open;
+        note.hidden = open;
+      }
       if (action) {
         const again = head.querySelector('form[action="' + CSS.escape(action) + '"] button');
         if (again) again.focus();

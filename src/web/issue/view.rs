@@ -99,6 +99,9 @@ pub struct Head {
     pub customer_id: i64,
     pub customer_name: String,
     pub offer: Offer,
+    /// Open issues take replies (the script shows or hides the reply box
+    /// when a live refresh changes this).
+    pub open: bool,
     pub watching: bool,
     /// Active staff for the `Assignee` select.
     pub staff: Vec<StaffOption>,
@@ -129,6 +132,7 @@ impl Head {
             customer_id: issue.customer.id,
             customer_name: issue.customer.name.clone(),
             offer: state::offered(issue_state(issue), actor(viewer)),
+            open: issue.status.is_open(),
             watching,
             staff: staff
                 .iter()

@@ -25,11 +25,11 @@
 use std::collections::HashMap;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -287,6 +287,18 @@ pub fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
     }
 }
 
+/// The last-message preview, unless it only repeats the subject (an SMS
+/// issue's subject is the start of its first message).
+pub fn preview_beside(subject: &str, preview: Option<&str>) -> String {
+    let preview = preview.unwrap_or("");
+    let subject = subject.trim_end_matches('…').trim();
+    if !subject.is_empty() && preview.starts_with(subject) && preview.chars().count() <= 80 {
+        String::new()
+    } else {
+        preview.to_string()
+    }
+}
+
 fn row(i: &IssueView, viewer: &Viewer, unread: &HashMap<i64, i64>, now: DateTime<Utc>) -> Row {
     let state = IssueState {
         status: i.status,
@@ -302,7 +314,7 @@ fn row(i: &IssueView, viewer: &Viewer, unread: &HashMap<i64, i64>, now: DateTime
         id: i.id,
         customer: i.customer.name.clone(),
         subject: i.subject.clone(),
-        preview: i.last_message_preview.clone().unwrap_or_default(),
+        preview: preview_beside(&i.subject, i.last_message_preview.as_deref()),
         channel: i.channel.as_str(),
         status: i.status.as_str(),
         status_text: status_text(i),
@@ -530,7 +542,11 @@ async fn notifications_read(
     headers: HeaderMap,
     WebForm { viewer, form }: WebForm<ReadForm>,
 ) -> Result<Response, PageError> {
-    let unread = if form.all.as_deref().is_some_and(|a| !a.is_empty() && a != "0") {
+    let unread = if form
+        .all
+        .as_deref()
+        .is_some_and(|a| !a.is_empty() && a != "0")
+    {
         state
             .store
             .mark_notifications_read(viewer.staff.id, None)
@@ -608,6 +624,18 @@ mod tests {
     }
 
     #[test]
+    fn a_preview_that_repeats_the_subject_is_left_out() {
+        assert_eq!(preview_beside("hello there", Some("hello there")), "");
+        assert_eq!(
+            preview_beside("hello", Some("a later reply")),
+            "a later reply"
+        );
+        assert_eq!(preview_beside("Order", None), "");
+        let long = "x".repeat(100);
+        assert_eq!(preview_beside(&long[..80], Some(&long)), long);
+    }
+
+    #[test]
     fn back_to_stays_on_this_site() {
         let mut h = HeaderMap::new();
         assert_eq!(back_to(&h), "/");
@@ -616,7 +644,10 @@ mod tests {
             "https://x.test/issues?tab=mine".parse().unwrap(),
         );
         assert_eq!(back_to(&h), "/issues?tab=mine");
-        h.insert(header::REFERER, "https://x.test//evil.test/".parse().unwrap());
+        h.insert(
+            header::REFERER,
+            "https://x.test//evil.test/".parse().unwrap(),
+        );
         assert_eq!(back_to(&h), "/");
     }
 }

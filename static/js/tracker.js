@@ -69,7 +69,11 @@ function fill(li, i) {
   li.querySelector(".row-id").textContent = "#" + i.id;
   li.querySelector(".row-customer").textContent = i.customer ? i.customer.name : "";
   li.querySelector(".row-subject").textContent = i.subject || "";
-  li.querySelector(".row-preview").textContent = i.last_message_preview || "";
+  const preview = i.last_message_preview || "";
+  const subject = (i.subject || "").replace(/…$/, "").trim();
+  // As on the server: a preview that only repeats the subject is left out.
+  li.querySelector(".row-preview").textContent =
+    subject && preview.startsWith(subject) && preview.length <= 80 ? "" : preview;
   const status = li.querySelector(".status");
   status.className = "status status-" + i.status;
   status.textContent = statusText(i);
@@ -162,11 +166,16 @@ document.addEventListener("sb:message", (ev) => {
   const li = rowOf(m.issue_id);
   if (li && !mine) setUnread(li, unreadOf(li) + 1);
   if (m.kind === "customer") {
-    const how = m.channel === "email" ? "email" : "SMS";
-    const who = m.author ? m.author.name : "a customer";
-    const subject = li ? li.querySelector(".row-subject").textContent : "";
-    const text = "New " + how + " from " + who + " — #" + m.issue_id + (subject ? " " + subject : "");
-    SB.toast(text, "/issues/" + m.issue_id, m.issue_id);
+    // A moment's wait lets the issue's own event (which may come just
+    // after) put the row, and so its subject, on the page.
+    setTimeout(() => {
+      const how = m.channel === "email" ? "email" : "SMS";
+      const who = m.author ? m.author.name : "a customer";
+      const row = rowOf(m.issue_id);
+      const subject = row ? row.querySelector(".row-subject").textContent : "";
+      const text = "New " + how + " from " + who + " — #" + m.issue_id + (subject ? " " + subject : "");
+      SB.toast(text, "/issues/" + m.issue_id, m.issue_id);
+    }, 150);
   }
   refreshSummary();
 });

@@ -44,9 +44,7 @@ fn row_ids(html: &str) -> Vec<i64> {
 /// One row's HTML.
 fn row_html(html: &str, id: i64) -> &str {
     let marker = format!("data-id=\"{id}\"");
-    let at = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no row #{id}"));
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no row #{id}"));
     let end = at + html[at..].find("</li>").expect("end of row");
     &html[at..end]
 }
@@ -87,10 +85,14 @@ async fn tabs_show_their_issues_and_counts(b: Backend) {
     let app = spawn_app(b).await;
     let cookie = admin_session(&app).await;
     let (_ann, ann_token) = app.add_staff("Ann", "agent").await;
-    let open = app.sms_issue("SMT1", &phone(1), "my router is broken").await;
+    let open = app
+        .sms_issue("SMT1", &phone(1), "my router is broken")
+        .await;
     let mine = app.sms_issue("SMT2", &phone(2), "billing question").await;
     let anns = app.sms_issue("SMT3", &phone(3), "cannot log in").await;
-    let closed = app.sms_issue("SMT4", &phone(4), "thanks, all good now").await;
+    let closed = app
+        .sms_issue("SMT4", &phone(4), "thanks, all good now")
+        .await;
     act(&app, &app.admin_token, mine, "take").await;
     act(&app, &ann_token, anns, "take").await;
     act(&app, &ann_token, closed, "take").await;
@@ -116,14 +118,16 @@ async fn tabs_show_their_issues_and_counts(b: Backend) {
     let page = get_page(&app, &cookie, "/issues?tab=mine").await;
     assert_eq!(row_ids(&page.html), vec![mine]);
     let me = admin_name(&app).await;
-    assert!(
-        row_html(&page.html, mine).contains(&format!(
-            "class=\"status status-assigned\">Assigned to {me}<"
-        ))
-    );
+    assert!(row_html(&page.html, mine).contains(&format!(
+        "class=\"status status-assigned\">Assigned to {me}<"
+    )));
 
     let page = get_page(&app, &cookie, "/issues?tab=assigned").await;
-    assert_eq!(row_ids(&page.html), vec![anns, mine], "newest activity first");
+    assert_eq!(
+        row_ids(&page.html),
+        vec![anns, mine],
+        "newest activity first"
+    );
     assert!(row_html(&page.html, anns).contains(">Assigned to Ann<"));
 
     let page = get_page(&app, &cookie, "/issues?tab=closed").await;
@@ -140,7 +144,9 @@ async fn tabs_show_their_issues_and_counts(b: Backend) {
 async fn search_finds_a_row_by_phone_name_or_id(b: Backend) {
     let app = spawn_app(b).await;
     let cookie = admin_session(&app).await;
-    let jane = app.sms_issue("SMS1", &phone(11), "where is my parcel").await;
+    let jane = app
+        .sms_issue("SMS1", &phone(11), "where is my parcel")
+        .await;
     let other = app.sms_issue("SMS2", &phone(12), "hello there").await;
     app.db
         .exec("UPDATE customers SET name = 'Jane Doe' WHERE id = (SELECT customer_id FROM issues WHERE id = 1)")
@@ -152,7 +158,10 @@ async fn search_finds_a_row_by_phone_name_or_id(b: Backend) {
     // any status, so Jane's assigned issue is found from the default view.
     let page = get_page(&app, &cookie, "/?q=5550100011").await;
     assert_eq!(row_ids(&page.html), vec![jane]);
-    assert!(page.html.contains("value=\"5550100011\""), "the box keeps the search");
+    assert!(
+        page.html.contains("value=\"5550100011\""),
+        "the box keeps the search"
+    );
     // The counts honour the search.
     assert_eq!(tab_count(&page.html, "Assigned"), 1);
     assert_eq!(tab_count(&page.html, "Unassigned"), 0);
@@ -190,7 +199,10 @@ async fn staff_filter_shows_one_persons_issues(b: Backend) {
     act(&app, &bob_token, bb, "take").await;
 
     let page = get_page(&app, &cookie, "/").await;
-    assert!(page.html.contains("<label for=\"staff-filter\">Staff</label>"));
+    assert!(
+        page.html
+            .contains("<label for=\"staff-filter\">Staff</label>")
+    );
     for option in [
         "<option value=\"\" selected>Anyone</option>",
         "<option value=\"none\">Unassigned</option>",
@@ -232,7 +244,10 @@ async fn unread_badge_counts_messages_the_viewer_has_not_read(b: Backend) {
     };
     let page = get_page(&app, &cookie, "/").await;
     assert_eq!(badge(&page.html), Some(3));
-    assert!(page.html.contains(&format!("class=\"row is-unread\" data-id=\"{id}\"")));
+    assert!(
+        page.html
+            .contains(&format!("class=\"row is-unread\" data-id=\"{id}\""))
+    );
 
     // Reading it clears the badge; the viewer's own comment and the take
     // event do not count; another person's comment does.
@@ -278,12 +293,23 @@ async fn customer_text_is_escaped_in_rows(b: Backend) {
         let page = get_page(&app, &cookie, path).await;
         assert_eq!(page.status, StatusCode::OK);
         assert_eq!(row_ids(&page.html), vec![id], "{path}");
-        for bad in ["<script>alert", "<script>steal", "<img src=x", "<b onmouseover"] {
-            assert!(!page.html.contains(bad), "{path}: customer markup {bad} is live");
+        for bad in [
+            "<script>alert",
+            "<script>steal",
+            "<img src=x",
+            "<b onmouseover",
+        ] {
+            assert!(
+                !page.html.contains(bad),
+                "{path}: customer markup {bad} is live"
+            );
         }
         let row = row_html(&page.html, id);
         // askama escapes `<` and `>` as numeric references.
-        assert!(row.contains("&#60;script&#62;alert("), "shown as text: {row}");
+        assert!(
+            row.contains("&#60;script&#62;alert("),
+            "shown as text: {row}"
+        );
         assert!(row.contains("&#60;b onmouseover=alert(2)&#62;Eve&#60;/b&#62;"));
     }
     app.stop().await;
@@ -312,7 +338,12 @@ async fn load_more_carries_a_cursor_to_the_next_rows(b: Backend) {
         .expect("the Load more form carries a cursor")
         + marker.len();
     let cursor = &page.html[at..at + page.html[at..].find('"').unwrap()];
-    let next = get_page(&app, &cookie, &format!("/issues?tab=unassigned&cursor={cursor}")).await;
+    let next = get_page(
+        &app,
+        &cookie,
+        &format!("/issues?tab=unassigned&cursor={cursor}"),
+    )
+    .await;
     let second = row_ids(&next.html);
     assert_eq!(second.len(), 5);
     assert!(second.iter().all(|id| !first.contains(id)), "no row twice");
@@ -323,7 +354,10 @@ async fn load_more_carries_a_cursor_to_the_next_rows(b: Backend) {
     assert_eq!(all, want, "every issue once");
     assert!(!next.html.contains(">Load more</button>"), "the last page");
     // The script's Load more asks the API with the same filters and cursor.
-    assert!(page.html.contains("data-api=\"status=unassigned&#38;limit=20\""));
+    assert!(
+        page.html
+            .contains("data-api=\"status=unassigned&#38;limit=20\"")
+    );
     assert!(page.html.contains(&format!("data-cursor=\"{cursor}\"")));
     let api = client()
         .get(format!(
@@ -441,7 +475,10 @@ async fn mark_all_read_posts_with_csrf(b: Backend) {
     };
     assert!(unread().await > 0, "the admin was notified");
     let page = get_page(&app, &cookie, "/").await;
-    assert!(page.html.contains(">Notifications <span class=\"badge\" id=\"notif-count\">"));
+    assert!(
+        page.html
+            .contains(">Notifications <span class=\"badge\" id=\"notif-count\">")
+    );
     // Without the token: refused.
     let r = client()
         .post(format!("{}/notifications/read", app.base))

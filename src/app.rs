@@ -100,7 +100,7 @@ impl Application {
             .with_context(|| {
                 format!(
                     "opening the database ({})",
-                    redact_url(&config.database.url)
+                    crate::redact::redact_url(&config.database.url)
                 )
             })?;
         if config.database.auto_migrate {
@@ -519,20 +519,6 @@ async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<(String, i64
     Ok(Some((token, admin.id)))
 }
 
-/// A database URL with any password masked, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((creds, host)) => match creds.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-                None => url.to_string(),
-            },
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this
 /// is called, not when the future is first polled: call it before the
 /// daemon reports ready, or a SIGTERM that arrives in between would kill
@@ -559,20 +545,5 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             _ = ctrl_c => {},
             _ = term => {},
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:****@h/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notify;
 pub mod outbox;
 pub mod password;
+pub mod redact;
 pub mod reload;
 pub mod schedule;
 pub mod store;

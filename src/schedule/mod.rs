@@ -49,9 +49,11 @@ pub enum Task {
     Digest {
         public_url: String,
     },
-    /// `notifications`: how long in-app notifications are kept.
+    /// `notifications`: how long in-app notifications are kept;
+    /// `rejected`: how long rejected-log rows are kept.
     Housekeeping {
         notifications: Dur,
+        rejected: Dur,
     },
 }
 
@@ -103,6 +105,7 @@ pub fn jobs(config: &Config) -> Vec<Job> {
             schedule: hourly,
             task: Task::Housekeeping {
                 notifications: config.notifications.retention,
+                rejected: config.retention.rejected,
             },
         });
     }
@@ -158,11 +161,17 @@ pub async fn run_task(
             store.enqueue_payloads("digest", &payloads).await?;
             Ok(format!("{} digest(s) queued", payloads.len()))
         }
-        Task::Housekeeping { notifications } => {
+        Task::Housekeeping {
+            notifications,
+            rejected,
+        } => {
             let n = store
                 .purge_finished(cutoff(notifications), now - KEEP_FINISHED)
                 .await?;
-            Ok(format!("{n} finished row(s) purged"))
+            let r = store.purge_rejected(cutoff(rejected)).await?;
+            Ok(format!(
+                "{n} finished row(s) and {r} rejected-log row(s) purged"
+            ))
         }
     }
 }

@@ -331,7 +331,84 @@ async fn the_rejected_log_is_capped_and_purged(b: Backend) {
     app.stop().await;
 }
 
+/// Item 10: media is fetched with the account's credentials only from the
+/// configured Twilio API host; a `MediaUrl` elsewhere is refused with a
+/// reason and never requested, and a redirect off the API host carries no
+/// credentials.
+async fn media_is_fetched_only_from_the_twilio_host(b: Backend) {
+    let app = spawn_app(b).await;
+    let elsewhere = wiremock::MockServer::start().await;
+    let png: Vec<u8> = vec![0x89, b'P', b'N', b'G', 13, 10, 26, 10, 1, 2, 3, 4];
+    Mock::given(method("GET"))
+        .and(path("/media/ME2"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/cdn/ME2", elsewhere.uri())),
+        )
+        .mount(&app.twilio)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/cdn/ME2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "image/png")
+                .set_body_bytes(png),
+        )
+        .mount(&elsewhere)
+        .await;
+    let foreign = format!("{}/media/ME1", elsewhere.uri());
+    let via_redirect = format!("{}/media/ME2", app.twilio.uri());
+    let r = app
+        .signed_webhook(
+            "/webhooks/twilio/sms",
+            &[
+                ("MessageSid", "MMhost01"),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", ALICE),
+                ("Body", "two pictures"),
+                ("NumMedia", "2"),
+                ("MediaUrl0", &foreign),
+                ("MediaContentType0", "image/png"),
+                ("MediaUrl1", &via_redirect),
+                ("MediaContentType1", "image/png"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let list = app.get("/api/issues", &app.admin_token).await;
+    let issue = list.body["issues"][0]["id"].as_i64().unwrap();
+    let message = || async {
+        app.get(&format!("/api/issues/{issue}/messages"), &app.admin_token)
+            .await
+            .body["messages"][0]
+            .clone()
+    };
+    app.eventually(15, "both media to be handled", || async {
+        let m = message().await;
+        m["attachments"].as_array().is_some_and(|a| a.len() == 1)
+            && m["refused_attachments"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let m = message().await;
+    let reason = m["refused_attachments"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("media_host_refused"), "{reason}");
+    let seen = elsewhere.received_requests().await.unwrap();
+    assert!(
+        seen.iter().all(|r| r.url.path() != "/media/ME1"),
+        "a media URL on another host was fetched"
+    );
+    assert_eq!(seen.len(), 1, "only the redirect target: {seen:?}");
+    assert!(
+        !seen[0].headers.contains_key("authorization"),
+        "credentials followed a redirect to another host"
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    media_is_fetched_only_from_the_twilio_host,
     metrics_labels_are_never_caller_supplied,
     nul_characters_are_dropped_at_every_edge,
     a_poison_sms_is_kept_in_the_rejected_log_and_acknowledged,

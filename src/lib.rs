@@ -17,6 +17,7 @@ pub mod password;
 pub mod redact;
 pub mod reload;
 pub mod schedule;
+pub mod serve;
 pub mod store;
 pub mod systemd;
 pub mod token;

@@ -10,7 +10,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::Backend;
-use crate::spawn::{ACCOUNT_SID, TestApp, spawn_app};
+use crate::spawn::{ACCOUNT_SID, TestApp, spawn_app, spawn_app_tuned};
 
 const ALICE: &str = "+15550100301";
 
@@ -407,7 +407,70 @@ async fn media_is_fetched_only_from_the_twilio_host(b: Backend) {
     app.stop().await;
 }
 
+/// Reads from `sock` until the server closes it; the time that took, or
+/// None if it was still open after `limit`.
+async fn closed_within(sock: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return start.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Item 11: a connection that sends half a request line, or nothing, or
+/// goes quiet after the HTTP/2 preface, is dropped within the timeouts;
+/// and connections beyond the bound wait for a free slot.
+async fn slow_and_idle_connections_are_dropped(b: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_tuned(
+        b,
+        |_| {},
+        |o| {
+            o.http_limits = switchboard::serve::Limits {
+                header_read_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(2),
+                max_connections: 3,
+            }
+        },
+    )
+    .await;
+    let mut half = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    half.write_all(b"GET /healthz HT").await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut h2 = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    // All three slots are held: a fourth connection waits for one.
+    let start = std::time::Instant::now();
+    let r = app.request(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "served at once although every connection slot was taken"
+    );
+    for (name, sock) in [("half a request line", &mut half), ("nothing", &mut silent)] {
+        let took = closed_within(sock, Duration::from_secs(5)).await;
+        assert!(took.is_some(), "a connection that sent {name} was kept");
+    }
+    let took = closed_within(&mut h2, Duration::from_secs(6)).await;
+    assert!(took.is_some(), "an idle HTTP/2 connection was kept");
+    // Ordinary requests are unaffected.
+    let r = app.request(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    app.stop().await;
+}
+
 both_backends!(
+    slow_and_idle_connections_are_dropped,
     media_is_fetched_only_from_the_twilio_host,
     metrics_labels_are_never_caller_supplied,
     nul_characters_are_dropped_at_every_edge,

@@ -79,7 +79,10 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        // Above `http::MAX_HEADERS`, so a request with too many headers
+        // reaches the router's JSON 431 instead of hyper's bare one.
+        .max_headers(crate::http::MAX_HEADERS * 2);
     builder.http2().timer(TokioTimer::new());
     loop {
         let permit = tokio::select! {

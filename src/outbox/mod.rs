@@ -556,8 +556,8 @@ impl Outbox {
                 Ok((message_id, DeliveryStatus::Sent))
             }
             Err(e) => {
-                if let SendError::Retryable { message, .. } = &e {
-                    self.health.failure("smtp", message);
+                if let SendError::Retryable { .. } = &e {
+                    self.health.failure("smtp", "smtp_unavailable");
                 }
                 Err(e)
             }
@@ -583,11 +583,17 @@ impl Outbox {
                 // Per-recipient refusals (21211, 21610, …) say nothing about
                 // the channel; being unreachable or unauthorised does.
                 match &e {
-                    SendError::Retryable { message, .. } => self.health.failure("twilio", message),
-                    SendError::Permanent { code, message }
+                    SendError::Retryable { code, .. } => self.health.failure(
+                        "twilio",
+                        &code
+                            .as_ref()
+                            .map(|c| format!("twilio_{c}"))
+                            .unwrap_or_else(|| "twilio_unreachable".into()),
+                    ),
+                    SendError::Permanent { code, .. }
                         if matches!(code.as_str(), "20003" | "401" | "403" | "20404") =>
                     {
-                        self.health.failure("twilio", &format!("{code}: {message}"))
+                        self.health.failure("twilio", &format!("twilio_{code}"))
                     }
                     SendError::Permanent { .. } => {}
                 }

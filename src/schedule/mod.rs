@@ -209,7 +209,7 @@ impl Scheduler {
         loop {
             let Some(tick) = next_tick(&job.schedule, after) else {
                 tracing::error!(job = job.name, "the schedule has no next run");
-                self.health.failure(&check, "the schedule has no next run");
+                self.health.failure(&check, "no_next_run");
                 return;
             };
             self.health.set_next_run(&check, tick);
@@ -250,7 +250,7 @@ impl Scheduler {
             };
             if let Some(e) = &error {
                 tracing::error!(job = job.name, error = %e, "job failed");
-                self.health.failure(&check, e);
+                self.health.failure(&check, "job_failed");
                 self.metrics.job_run(job.name, "failed");
             }
             if let Err(e) = self.store.finish_job(job.name, error.as_deref()).await {

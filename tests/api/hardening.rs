@@ -469,7 +469,86 @@ async fn slow_and_idle_connections_are_dropped(b: Backend) {
     app.stop().await;
 }
 
+/// Item 12: API JSON is `nosniff` and `no-store`; an oversized request
+/// target or head gets a JSON 414 or 431; `/readyz` shows reason codes,
+/// never error text (which named the Account SID and internal URLs).
+async fn small_items(b: Backend) {
+    let app = spawn_app(b).await;
+    for r in [
+        app.get("/api/issues", &app.admin_token).await,
+        app.get("/api/nope", &app.admin_token).await,
+        app.request(Method::GET, "/readyz", None, None).await,
+    ] {
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{r:?}");
+        assert_eq!(r.headers["cache-control"], "no-store", "{r:?}");
+    }
+    let long = format!("/api/issues?q={}", "a".repeat(10_000));
+    let r = app.get(&long, &app.admin_token).await;
+    assert_eq!(r.status, StatusCode::URI_TOO_LONG);
+    assert_eq!(r.code(), "uri_too_long", "{}", r.text);
+    let r = app
+        .http
+        .get(format!("{}/api/issues", app.base))
+        .bearer_auth(&app.admin_token)
+        .header("x-filler", "f".repeat(40_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large");
+    let mut req = app.http.get(format!("{}/healthz", app.base));
+    for i in 0..150 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large");
+
+    // Twilio failing: the check says so with a code, not Twilio's words.
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        )))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({
+            "code": 20500,
+            "message": format!("internal error for {ACCOUNT_SID} at http://10.1.2.3/internal"),
+        })))
+        .mount(&app.twilio)
+        .await;
+    let issue = app.sms_issue("SMready01", ALICE, "hello").await;
+    let r = app
+        .post(
+            &format!("/api/issues/{issue}/replies"),
+            &app.admin_token,
+            json!({"body": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    app.eventually(10, "/readyz to show Twilio failing", || async {
+        let r = app.request(Method::GET, "/readyz", None, None).await;
+        r.body["checks"]["twilio"]["ok"] == false
+    })
+    .await;
+    let r = app.request(Method::GET, "/readyz", None, None).await;
+    assert!(!r.text.contains(ACCOUNT_SID), "{}", r.text);
+    assert!(!r.text.contains("10.1.2.3"), "{}", r.text);
+    assert!(!r.text.contains(&app.twilio.uri()), "{}", r.text);
+    let error = r.body["checks"]["twilio"]["error"].as_str().unwrap();
+    assert!(
+        error.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "{error}"
+    );
+    let twilio = r.body["checks"]["twilio"].as_object().unwrap();
+    let mut keys: Vec<&str> = twilio.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["error", "last_success", "ok"]);
+    app.stop().await;
+}
+
 both_backends!(
+    small_items,
     slow_and_idle_connections_are_dropped,
     media_is_fetched_only_from_the_twilio_host,
     metrics_labels_are_never_caller_supplied,

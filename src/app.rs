@@ -39,6 +39,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// How long an IMAP mailbox lease lasts (renewed every third of it).
     pub mailbox_lease: Duration,
+    /// Connection limits of the HTTP listeners (see `serve`).
+    pub http_limits: crate::serve::Limits,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             outbox_max_backoff: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(20),
             mailbox_lease: Duration::from_secs(60),
+            http_limits: crate::serve::Limits::default(),
         }
     }
 }
@@ -100,7 +103,7 @@ impl Application {
             .with_context(|| {
                 format!(
                     "opening the database ({})",
-                    redact_url(&config.database.url)
+                    crate::redact::redact_url(&config.database.url)
                 )
             })?;
         if config.database.auto_migrate {
@@ -320,10 +323,9 @@ impl Application {
             let metrics_router =
                 axum::Router::from(http::health::router()).with_state(self.state.clone());
             let token = cancel.child_token();
+            let limits = self.options.http_limits;
             tracker.spawn(async move {
-                let served = axum::serve(ml, metrics_router)
-                    .with_graceful_shutdown(token.cancelled_owned())
-                    .await;
+                let served = crate::serve::serve(ml, metrics_router, limits, token).await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "metrics listener failed");
                 }
@@ -332,14 +334,8 @@ impl Application {
 
         let router = http::router(self.state.clone());
         let token = cancel.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                self.listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-        });
+        let limits = self.options.http_limits;
+        let server = tokio::spawn(crate::serve::serve(self.listener, router, limits, token));
         tracing::info!("listening on {addr}");
         systemd::ready(addr);
         if let Some(watchdog) = systemd::Watchdog::from_env(self.store.clone(), heartbeats) {
@@ -519,20 +515,6 @@ async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<(String, i64
     Ok(Some((token, admin.id)))
 }
 
-/// A database URL with any password masked, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((creds, host)) => match creds.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-                None => url.to_string(),
-            },
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this
 /// is called, not when the future is first polled: call it before the
 /// daemon reports ready, or a SIGTERM that arrives in between would kill
@@ -559,20 +541,5 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             _ = ctrl_c => {},
             _ = term => {},
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:****@h/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -232,7 +232,7 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| {
             format!(
                 "opening the database ({})",
-                crate::app::redact_url(&config.database.url)
+                crate::redact::redact_url(&config.database.url)
             )
         })
 }
@@ -248,7 +248,7 @@ async fn open_migrated(config: &Config) -> anyhow::Result<Store> {
 async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        database = %crate::app::redact_url(&config.database.url),
+        database = %crate::redact::redact_url(&config.database.url),
         sms = config.twilio.enabled,
         "starting switchboard"
     );

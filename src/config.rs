@@ -105,6 +105,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::redact::redact_url;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Unexpected, Visitor};
 
@@ -783,12 +784,16 @@ pub struct DigestConfig {
 }
 
 /// `[retention]` — raw mail is kept forever while `raw_mail` is `None`.
+/// `rejected` bounds the rejected-inbound log, which anyone can add to
+/// (an unsigned webhook is a rejection): it is always on, purged by the
+/// hourly housekeeping job.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     #[serde(deserialize_with = "de_opt_parsed")]
     pub raw_mail: Option<Dur>,
     pub schedule: Schedule,
+    pub rejected: Dur,
 }
 
 impl Default for RetentionConfig {
@@ -796,6 +801,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             raw_mail: None,
             schedule: Schedule::builtin("30 3 * * *"),
+            rejected: Dur::from_secs(30 * 86_400),
         }
     }
 }
@@ -1134,6 +1140,12 @@ impl Config {
                 "must be longer than 0s",
             ));
         }
+        if self.retention.rejected.0.is_zero() {
+            return Err(ConfigError::at(
+                "retention.rejected",
+                "must be longer than 0s",
+            ));
+        }
         if self.retention.raw_mail.is_some_and(|d| d.0.is_zero()) {
             return Err(ConfigError::at(
                 "retention.raw_mail",
@@ -1448,6 +1460,7 @@ impl Config {
             quote_opt(self.retention.raw_mail.map(|d| d.to_string())),
         );
         out.kv("schedule", quote(self.retention.schedule.as_str()));
+        out.kv("rejected", quote(&self.retention.rejected.to_string()));
 
         let a = &self.attachments;
         out.section("attachments");
@@ -1517,60 +1530,6 @@ fn quote_list(items: &[String]) -> String {
 
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// Masks the password of `scheme://user:password@host/…` and any
-/// `password=` query parameter.
-fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let after = scheme_end + 3;
-    let rest = &url[after..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    let mut out = url[..after].to_string();
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push_str(":[redacted]");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    let tail = &rest[authority_len..];
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            let (query, fragment) = match query.split_once('#') {
-                Some((q, f)) => (q, Some(f)),
-                None => (query, None),
-            };
-            let masked: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => {
-                        format!("{k}=[redacted]")
-                    }
-                    _ => pair.to_string(),
-                })
-                .collect();
-            out.push_str(path);
-            out.push('?');
-            out.push_str(&masked.join("&"));
-            if let Some(f) = fragment {
-                out.push('#');
-                out.push_str(f);
-            }
-        }
-        None => out.push_str(tail),
-    }
-    out
 }
 
 fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
@@ -2358,6 +2317,7 @@ schedule = ""                        # e.g. "0 8 * * 1-5"; empty: off
 [retention]
 raw_mail = ""                        # e.g. "180d"; empty: keep
 schedule = "30 3 * * *"
+rejected = "30d"                     # rejected-inbound log rows older than this are deleted
 
 [attachments]
 dir = "attachments"
@@ -2858,6 +2818,7 @@ from = "+15550100"
         let c = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.notifications.retention, Dur::from_secs(30 * 86_400));
         assert_eq!(c.notifications.email_coalesce, Dur::from_secs(120));
+        assert_eq!(c.retention.rejected, Dur::from_secs(30 * 86_400));
     }
 
     #[test]
@@ -3076,6 +3037,16 @@ from = "+15550100"
         assert_eq!(key(&e), "auto_ack.max_per_hour");
         let e = load_err("[retention]\nraw_mail = \"0d\"\n", &[]);
         assert_eq!(key(&e), "retention.raw_mail");
+        let e = load_err("[retention]\nrejected = \"0s\"\n", &[]);
+        assert_eq!(key(&e), "retention.rejected");
+        let e = load_err("[retention]\nrejected = \"a while\"\n", &[]);
+        assert_eq!(key(&e), "retention.rejected");
+        let c = load_ok("[retention]\nrejected = \"7d\"\n", &[]);
+        assert_eq!(c.retention.rejected, Dur::from_secs(7 * 86_400));
+        assert_eq!(
+            Config::default().retention.rejected,
+            Dur::from_secs(30 * 86_400)
+        );
     }
 
     #[test]

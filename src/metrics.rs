@@ -38,10 +38,19 @@ impl Metrics {
         self.handle.as_ref().map(|h| h.render()).unwrap_or_default()
     }
 
-    pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// One HTTP request. `route` must be a matched route template (or
+    /// `unmatched`), never the request's path: every distinct label value is
+    /// a series kept until restart, so no caller-supplied text becomes one.
+    pub fn http_request(
+        &self,
+        method: &axum::http::Method,
+        route: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         metrics::histogram!(
             "switchboard_http_request_duration_seconds",
-            "method" => method.to_string(),
+            "method" => method_label(method),
             "route" => route.to_string(),
             "status" => status.to_string()
         )
@@ -84,6 +93,29 @@ impl Metrics {
     }
 }
 
+/// The `method` label: one of the standard verbs, or `other`. hyper accepts
+/// any token as a method (50 KB ones included), and each distinct one used
+/// to become a new series.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map(|(_, label)| *label)
+        .unwrap_or("other")
+}
+
 /// One mail ingested from `mailbox`: how long it sat in the mailbox
 /// (IMAP INTERNALDATE to commit). A free function: the IMAP worker has no
 /// `Metrics` handle, and the recorder is global anyway.
@@ -106,4 +138,20 @@ pub fn imap_success(mailbox: &str) {
 pub fn notification_latency(channel: &str, elapsed: Duration) {
     metrics::histogram!("switchboard_notification_latency_seconds", "channel" => channel.to_string())
         .record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn only_standard_methods_are_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"BREWCOFFEE").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+        let long = Method::from_bytes("X".repeat(5000).as_bytes()).unwrap();
+        assert_eq!(method_label(&long), "other");
+    }
 }

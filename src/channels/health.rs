@@ -3,6 +3,11 @@
 //! A channel (Twilio, each IMAP mailbox, SMTP) reports its successes and
 //! failures here; readiness shows them without making the instance unready
 //! (SPEC §4.1), so one broken mailbox never stops webhooks from flowing.
+//!
+//! `/readyz` answers anyone, so a failure is reported as a short reason
+//! code (`twilio_503`, `imap_auth`, `job_failed`); the error text, which
+//! can name the Account SID, hosts and internal URLs, goes to the log at
+//! the call site and nowhere else.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -63,11 +68,23 @@ impl ChannelHealth {
         }
     }
 
-    pub fn failure(&self, name: &str, error: &str) {
+    /// A failure, as a reason code: only `[a-z0-9_]` of it is kept, at most
+    /// 40 characters, so no text from an error message reaches `/readyz`.
+    pub fn failure(&self, name: &str, reason: &str) {
+        let code: String = reason
+            .chars()
+            .map(|c| c.to_ascii_lowercase())
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(40)
+            .collect();
         if let Ok(mut m) = self.inner.lock() {
             let s = m.entry(name.to_string()).or_default();
             s.ok = false;
-            s.error = Some(error.to_string());
+            s.error = Some(if code.is_empty() {
+                "error".into()
+            } else {
+                code
+            });
             s.last_error_at = Some(Utc::now());
         }
     }
@@ -98,10 +115,17 @@ mod tests {
         let h = ChannelHealth::default();
         h.register("twilio");
         assert!(h.snapshot()["twilio"].ok);
-        h.failure("twilio", "connection refused");
+        h.failure("twilio", "twilio_unreachable");
         let s = &h.snapshot()["twilio"];
         assert!(!s.ok);
-        assert_eq!(s.error.as_deref(), Some("connection refused"));
+        assert_eq!(s.error.as_deref(), Some("twilio_unreachable"));
+        // Whatever a caller passes, only a code's characters are shown.
+        h.failure("twilio", "AC123: https://api.example/x failed");
+        let shown = h.snapshot()["twilio"].error.clone().unwrap();
+        assert!(
+            shown.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{shown}"
+        );
         h.success("twilio");
         let s = &h.snapshot()["twilio"];
         assert!(s.ok && s.error.is_none() && s.last_success.is_some());

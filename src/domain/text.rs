@@ -1,5 +1,6 @@
-//! Text rules: issue subjects, `[#N]` tokens, acknowledgement-only bodies
-//! and SMS opt-out keywords.
+//! Text rules: issue subjects, `[#N]` tokens, acknowledgement-only bodies,
+//! SMS opt-out keywords, and what text from outside may be stored (no NUL,
+//! length caps).
 
 /// Opt-out keywords Twilio honours on its own (Advanced Opt-Out defaults).
 const OPT_OUT: &[&str] = &[
@@ -89,6 +90,30 @@ pub fn sms_subject(body: &str) -> String {
     subject.trim_end().to_string()
 }
 
+/// The most characters one SMS may carry: Twilio refuses longer bodies
+/// (error 21617), for replies and broadcasts alike.
+pub const SMS_MAX_CHARS: usize = 1600;
+
+/// `s` without NUL characters. PostgreSQL cannot store U+0000 in text (it
+/// answers "invalid byte sequence" to every retry), so every edge that takes
+/// text from outside drops it, as the email parser does.
+pub fn strip_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
+/// At most `max` characters of `s`, and its length in characters when it
+/// was cut (`None` when it fits).
+pub fn capped(s: &str, max: usize) -> (String, Option<usize>) {
+    match s.char_indices().nth(max) {
+        None => (s.to_string(), None),
+        Some((cut, _)) => (s[..cut].to_string(), Some(s.chars().count())),
+    }
+}
+
 /// Every `[#N]` token in a subject, in order.
 pub fn subject_tokens(subject: &str) -> Vec<i64> {
     let mut out = Vec::new();
@@ -167,6 +192,15 @@ pub fn is_ack_only(body: &str, ack_words: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nul_is_stripped_and_caps_count_characters() {
+        assert_eq!(super::strip_nul("a\0b\0".into()), "ab");
+        assert_eq!(super::strip_nul("plain".into()), "plain");
+        assert_eq!(super::capped("héllo", 10), ("héllo".to_string(), None));
+        assert_eq!(super::capped("héllo", 2), ("hé".to_string(), Some(5)));
+        assert_eq!(super::capped("", 0), (String::new(), None));
+    }
+
     use super::*;
 
     /// `threading.ack_words` as shipped in the example configuration

@@ -193,8 +193,36 @@ where
                 "expected Content-Type: application/json",
             ));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(ApiJson(value))
+        // A NUL can only arrive escaped (`\u0000`; a raw one is a syntax
+        // error). PostgreSQL cannot store it, so it is dropped from every
+        // string before the handler sees the body. Bodies without one take
+        // the direct path and keep axum's error messages.
+        if !bytes.windows(6).any(|w| w == b"\\u0000") {
+            let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+            return Ok(ApiJson(value));
+        }
+        let axum::Json(mut value) = axum::Json::<serde_json::Value>::from_bytes(&bytes)?;
+        strip_nul_in(&mut value);
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::unprocessable("invalid_request", e.to_string()))
+    }
+}
+
+/// Drops NUL characters from every string (and key) of `value`.
+fn strip_nul_in(value: &mut serde_json::Value) {
+    use crate::domain::text::strip_nul;
+    match value {
+        serde_json::Value::String(s) => *s = strip_nul(std::mem::take(s)),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nul_in),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                strip_nul_in(&mut v);
+                map.insert(strip_nul(k), v);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -203,10 +231,40 @@ where
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-/// `Query` whose rejections are API errors.
-#[derive(axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// `Query` whose rejections are API errors, and whose values carry no NUL
+/// (`%00` is dropped before decoding: PostgreSQL cannot compare text with
+/// a NUL in it, and `q=%00` used to be a 500).
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        // After percent-decoding, only `%00` yields a NUL (a raw one is not
+        // a valid URI), and no other escape contains that text.
+        let query = if query.contains("%00") {
+            std::borrow::Cow::Owned(query.replace("%00", ""))
+        } else {
+            std::borrow::Cow::Borrowed(query)
+        };
+        serde_urlencoded::from_str(&query)
+            .map(ApiQuery)
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("Failed to deserialize query string: {e}"),
+                )
+            })
+    }
+}
 
 pub type ApiResult<T> = Result<T, ApiError>;
 

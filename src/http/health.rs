@@ -6,7 +6,10 @@
 //! webhooks flowing while, say, one mailbox is unreachable.
 //!
 //! None of these take the bearer token (`security(())` overrides the
-//! document's default), so probes and Prometheus need no secret.
+//! document's default), so probes and Prometheus need no secret. For the
+//! same reason `/readyz` shows each check's `ok` and, when failing, a short
+//! reason code as `error` — never an error message, which can carry the
+//! Account SID, hosts or internal URLs (those go to the log).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -92,27 +95,41 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         Ok(Ok(false)) => {
             checks.insert(
                 "database".into(),
-                json!({ "ok": false, "error": "migrations pending: run `switchboard migrate`" }),
+                json!({ "ok": false, "error": "migrations_pending" }),
             );
             false
         }
         Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database check failed");
             checks.insert(
                 "database".into(),
-                json!({ "ok": false, "error": e.to_string() }),
+                json!({ "ok": false, "error": "database_unavailable" }),
             );
             false
         }
         Err(_) => {
+            tracing::warn!("readiness: the database check timed out after 5s");
             checks.insert(
                 "database".into(),
-                json!({ "ok": false, "error": "timed out after 5s" }),
+                json!({ "ok": false, "error": "database_timeout" }),
             );
             false
         }
     };
     for (name, channel) in state.health.snapshot() {
-        checks.insert(name, json!(channel));
+        // The SPEC §4.1 shape; `standby` and `next_run` say nothing secret.
+        let mut check = json!({
+            "ok": channel.ok,
+            "error": channel.error,
+            "last_success": channel.last_success,
+        });
+        if let Some(next) = channel.next_run {
+            check["next_run"] = json!(next);
+        }
+        if channel.standby.is_some() {
+            check["standby"] = json!("another_instance");
+        }
+        checks.insert(name, check);
     }
     let status = if db_ok {
         StatusCode::OK

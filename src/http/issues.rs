@@ -29,7 +29,7 @@ use crate::store::{
 };
 
 /// Twilio refuses bodies over 1,600 characters.
-pub(crate) const SMS_MAX_CHARS: usize = 1600;
+pub(crate) use crate::domain::text::SMS_MAX_CHARS;
 /// Largest reply or comment we accept.
 const BODY_MAX_CHARS: usize = 100_000;
 

@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(head_limits))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
@@ -106,8 +107,54 @@ async fn method_not_allowed() -> error::ApiError {
     )
 }
 
-/// Records request latency by route and status for `/metrics`, and closes
-/// the connection after a 413.
+/// Longest request target (path and query) answered normally.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most request header bytes (names and values) answered normally.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most request headers answered normally.
+pub const MAX_HEADERS: usize = 100;
+
+/// 414 and 431 as JSON errors, like every other error. hyper refuses a
+/// request head past its own hard limits (a 64 KiB target, ~400 KiB of
+/// head, `serve`'s header count) with a bare status line before any of
+/// this runs; these limits are well below those, so every oversized
+/// request a client can plausibly send gets the JSON answer.
+async fn head_limits(req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
+    if target > MAX_URI_BYTES {
+        return error::ApiError::new(
+            axum::http::StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return error::ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Records request latency by route and status for `/metrics`, closes
+/// the connection after a 413, and marks responses `nosniff` and
+/// `no-store` unless they set their own. The labels are the matched route template
+/// (`unmatched` for the fallback) and the method mapped to a standard verb
+/// or `other`: never text a caller chose.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
@@ -126,11 +173,15 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
             axum::http::HeaderValue::from_static("close"),
         );
     }
-    state.metrics.http_request(
-        method.as_str(),
-        &route,
-        resp.status().as_u16(),
-        start.elapsed(),
-    );
+    // API answers are private and typed: never cached, never sniffed. A
+    // response that chose its own (the pages, the hashed assets) keeps it.
+    let h = resp.headers_mut();
+    h.entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    h.entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    state
+        .metrics
+        .http_request(&method, &route, resp.status().as_u16(), start.elapsed());
     resp
 }

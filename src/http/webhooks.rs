@@ -10,6 +10,18 @@
 //!
 //! Twilio signs these instead of sending the bearer token, so their
 //! `#[utoipa::path]` clears the document's default security.
+//!
+//! Two refinements of "500 and Twilio retries" (issue 11):
+//! * NUL characters are dropped from every parameter after the signature
+//!   check (Twilio signed them as sent; PostgreSQL cannot store them).
+//! * A message the database refuses *as data* (`StoreError::is_poison`:
+//!   it would fail the same way on every retry) is a poison message. It is
+//!   written to the rejected log, reason `unstorable`, with its sid, sender
+//!   and body, and only when that write has committed is Twilio answered
+//!   200. The text is then durably kept where an admin looks for what did
+//!   not make it in (`/api/rejected`), which is what the 200 promises;
+//!   answering 500 instead would loop until Twilio gives up and lose it.
+//!   If the rejected log cannot be written either, the answer stays 500.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -108,15 +120,17 @@ async fn verify(
         }
     };
     let Some(reason) = reason else { return Ok(()) };
+    // Unsigned, so only a bounded prefix of it reaches the log.
     let sid = params
         .iter()
         .find(|(k, _)| k == "MessageSid")
         .map(|(_, v)| v.clone());
+    let logged_sid = crate::domain::text::capped(sid.as_deref().unwrap_or(""), 64).0;
     tracing::warn!(
         path = uri.path(),
         reason,
-        expected_url = %url,
-        message_sid = sid.as_deref().unwrap_or(""),
+        expected_url = %crate::domain::text::capped(&url, 256).0,
+        message_sid = %logged_sid,
         "rejected Twilio webhook; if every request fails, check server.public_url"
     );
     state.metrics.rejected("webhook", reason);
@@ -166,11 +180,20 @@ async fn sms(
         Err(e) => {
             let err = ApiError::from(e);
             if err.status == StatusCode::PAYLOAD_TOO_LARGE {
+                // Only the path and the declared size: nothing of the body.
                 state.metrics.rejected("webhook", "too_large");
-                let _ = state
+                let declared = headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let detail = json!({ "path": uri.path(), "content_length": declared });
+                if let Err(e) = state
                     .store
-                    .record_rejected("webhook", "too_large", &json!({ "path": uri.path() }))
-                    .await;
+                    .record_rejected("webhook", "too_large", &detail)
+                    .await
+                {
+                    tracing::error!(error = %e, "could not record a rejected webhook");
+                }
             }
             return err.into_response();
         }
@@ -179,18 +202,22 @@ async fn sms(
     if let Err(resp) = verify(&state, &uri, &headers, &params).await {
         return resp;
     }
+    let params = without_nul(params);
     let inbound = match InboundSms::from_params(&params) {
         Ok(m) => m,
         Err(e) => {
             state.metrics.rejected("webhook", "missing_parameter");
-            let _ = state
+            if let Err(db) = state
                 .store
                 .record_rejected(
                     "webhook",
                     "missing_parameter",
                     &json!({ "path": uri.path(), "error": e.to_string() }),
                 )
-                .await;
+                .await
+            {
+                tracing::error!(error = %db, "could not record a rejected webhook");
+            }
             return ApiError::bad_request("missing_parameter", e.to_string()).into_response();
         }
     };
@@ -247,8 +274,53 @@ async fn sms(
             }
             twiml()
         }
+        Err(e) if e.is_poison() => poison(&state, &uri, &inbound, &e).await,
         Err(e) => {
             tracing::error!(message_sid = %inbound.message_sid, error = %e, "could not store an inbound sms; Twilio will retry");
+            ApiError::internal().into_response()
+        }
+    }
+}
+
+/// Every parameter without NUL characters (see the module comment).
+fn without_nul(params: Vec<(String, String)>) -> Vec<(String, String)> {
+    use crate::domain::text::strip_nul;
+    params
+        .into_iter()
+        .map(|(k, v)| (strip_nul(k), strip_nul(v)))
+        .collect()
+}
+
+/// A signed message the database refuses as data: kept in the rejected
+/// log and acknowledged, or 500 if even that cannot be written.
+async fn poison(
+    state: &AppState,
+    uri: &Uri,
+    inbound: &InboundSms,
+    error: &crate::store::StoreError,
+) -> Response {
+    let code = error.db_code().unwrap_or_default();
+    state.metrics.rejected("webhook", "unstorable");
+    let detail = json!({
+        "path": uri.path(),
+        "message_sid": inbound.message_sid,
+        "from": inbound.from,
+        "body": inbound.body,
+        "error": format!("the database refused the message (code {code})"),
+    });
+    match state
+        .store
+        .record_rejected("webhook", "unstorable", &detail)
+        .await
+    {
+        Ok(id) => {
+            tracing::error!(message_sid = %inbound.message_sid, rejected_id = id, db_code = %code, error = %error,
+                "an inbound sms cannot be stored; kept in the rejected log and acknowledged");
+            twiml()
+        }
+        Err(e) => {
+            tracing::error!(message_sid = %inbound.message_sid, error = %error, record_error = %e,
+                "an inbound sms cannot be stored nor recorded as rejected; Twilio will retry");
             ApiError::internal().into_response()
         }
     }
@@ -286,6 +358,7 @@ async fn status(
     if let Err(resp) = verify(&state, &uri, &headers, &params).await {
         return resp;
     }
+    let params = without_nul(params);
     let cb = match StatusCallback::from_params(&params) {
         Ok(cb) => cb,
         Err(e) => return ApiError::bad_request("missing_parameter", e.to_string()).into_response(),

@@ -126,7 +126,7 @@ impl EmailNotifier {
                     .await
             }
             Err(SendError::Retryable { message, .. }) if batch.attempts + 1 < MAX_ATTEMPTS => {
-                self.health.failure("smtp", &message);
+                self.health.failure("smtp", "smtp_unavailable");
                 let delay =
                     crate::outbox::backoff(self.base_backoff, self.max_backoff, batch.attempts + 1);
                 tracing::warn!(staff_id = batch.staff_id, error = %message, retry_in_ms = delay.as_millis() as u64, "notification email will be retried");

@@ -265,7 +265,7 @@ impl Outbox {
             Err(e) => {
                 self.metrics.outbox_result("media", "failed");
                 let reason = format!("download failed after {} attempts: {e}", job.attempts);
-                let _ = self
+                if let Err(e) = self
                     .store
                     .add_attachment(
                         job.message_id,
@@ -275,7 +275,10 @@ impl Outbox {
                         None,
                         Some(&reason),
                     )
-                    .await;
+                    .await
+                {
+                    tracing::error!(error = %e, "outbox: could not record a refused attachment");
+                }
                 self.store.outbox_finish_plain(&job, Some(&reason)).await
             }
         };
@@ -294,10 +297,13 @@ impl Outbox {
         let delivery = match self.store.broadcast_delivery(recipient_id).await {
             Ok(Some(d)) => d,
             Ok(None) => {
-                let _ = self
+                if let Err(e) = self
                     .store
                     .outbox_finish_plain(&job, Some("recipient no longer exists"))
-                    .await;
+                    .await
+                {
+                    tracing::error!(error = %e, "broadcast: could not finish a job without recipient");
+                }
                 return;
             }
             Err(e) => {
@@ -340,11 +346,15 @@ impl Outbox {
         let recorded = match result {
             Ok(external_id) => {
                 self.metrics.outbox_result("broadcast", "sent");
-                let _ = self
-                    .store
-                    .finish_broadcast_recipient(recipient_id, "sent", None, Some(&external_id))
-                    .await;
-                self.store.outbox_finish_plain(&job, None).await
+                self.store
+                    .finish_broadcast_recipient(
+                        &job,
+                        recipient_id,
+                        "sent",
+                        None,
+                        Some(&external_id),
+                    )
+                    .await
             }
             Err(SendError::Retryable {
                 message,
@@ -364,20 +374,16 @@ impl Outbox {
                     "{}: {message}",
                     code.unwrap_or_else(|| "retries_exhausted".into())
                 );
-                let _ = self
-                    .store
-                    .finish_broadcast_recipient(recipient_id, "failed", Some(&text), None)
-                    .await;
-                self.store.outbox_finish_plain(&job, Some(&text)).await
+                self.store
+                    .finish_broadcast_recipient(&job, recipient_id, "failed", Some(&text), None)
+                    .await
             }
             Err(SendError::Permanent { code, message }) => {
                 self.metrics.outbox_result("broadcast", "failed");
                 let text = format!("{code}: {message}");
-                let _ = self
-                    .store
-                    .finish_broadcast_recipient(recipient_id, "failed", Some(&text), None)
-                    .await;
-                self.store.outbox_finish_plain(&job, Some(&text)).await
+                self.store
+                    .finish_broadcast_recipient(&job, recipient_id, "failed", Some(&text), None)
+                    .await
             }
         };
         if let Err(e) = recorded {
@@ -550,8 +556,8 @@ impl Outbox {
                 Ok((message_id, DeliveryStatus::Sent))
             }
             Err(e) => {
-                if let SendError::Retryable { message, .. } = &e {
-                    self.health.failure("smtp", message);
+                if let SendError::Retryable { .. } = &e {
+                    self.health.failure("smtp", "smtp_unavailable");
                 }
                 Err(e)
             }
@@ -577,11 +583,17 @@ impl Outbox {
                 // Per-recipient refusals (21211, 21610, …) say nothing about
                 // the channel; being unreachable or unauthorised does.
                 match &e {
-                    SendError::Retryable { message, .. } => self.health.failure("twilio", message),
-                    SendError::Permanent { code, message }
+                    SendError::Retryable { code, .. } => self.health.failure(
+                        "twilio",
+                        &code
+                            .as_ref()
+                            .map(|c| format!("twilio_{c}"))
+                            .unwrap_or_else(|| "twilio_unreachable".into()),
+                    ),
+                    SendError::Permanent { code, .. }
                         if matches!(code.as_str(), "20003" | "401" | "403" | "20404") =>
                     {
-                        self.health.failure("twilio", &format!("{code}: {message}"))
+                        self.health.failure("twilio", &format!("twilio_{code}"))
                     }
                     SendError::Permanent { .. } => {}
                 }

@@ -49,9 +49,11 @@ pub enum Task {
     Digest {
         public_url: String,
     },
-    /// `notifications`: how long in-app notifications are kept.
+    /// `notifications`: how long in-app notifications are kept;
+    /// `rejected`: how long rejected-log rows are kept.
     Housekeeping {
         notifications: Dur,
+        rejected: Dur,
     },
 }
 
@@ -103,6 +105,7 @@ pub fn jobs(config: &Config) -> Vec<Job> {
             schedule: hourly,
             task: Task::Housekeeping {
                 notifications: config.notifications.retention,
+                rejected: config.retention.rejected,
             },
         });
     }
@@ -158,15 +161,19 @@ pub async fn run_task(
             store.enqueue_payloads("digest", &payloads).await?;
             Ok(format!("{} digest(s) queued", payloads.len()))
         }
-        Task::Housekeeping { notifications } => {
+        Task::Housekeeping {
+            notifications,
+            rejected,
+        } => {
             let n = store
                 .purge_finished(cutoff(notifications), now - KEEP_FINISHED)
                 .await?;
+            let r = store.purge_rejected(cutoff(rejected)).await?;
             // Expired web sessions and links, and sign-in failures too old
             // to count towards a lockout.
             let web = store.purge_web(now).await?;
             Ok(format!(
-                "{n} finished row(s) and {web} expired sign-in row(s) purged"
+                "{n} finished row(s), {r} rejected-log row(s) and {web} expired sign-in row(s) purged"
             ))
         }
     }
@@ -205,7 +212,7 @@ impl Scheduler {
         loop {
             let Some(tick) = next_tick(&job.schedule, after) else {
                 tracing::error!(job = job.name, "the schedule has no next run");
-                self.health.failure(&check, "the schedule has no next run");
+                self.health.failure(&check, "no_next_run");
                 return;
             };
             self.health.set_next_run(&check, tick);
@@ -246,7 +253,7 @@ impl Scheduler {
             };
             if let Some(e) = &error {
                 tracing::error!(job = job.name, error = %e, "job failed");
-                self.health.failure(&check, e);
+                self.health.failure(&check, "job_failed");
                 self.metrics.job_run(job.name, "failed");
             }
             if let Err(e) = self.store.finish_job(job.name, error.as_deref()).await {

@@ -130,6 +130,42 @@ impl StoreError {
         }
     }
 
+    /// Whether the database refused this data itself, so running the same
+    /// write again fails the same way: a PostgreSQL data exception (class
+    /// 22, e.g. a NUL in text) or integrity violation (class 23, unique
+    /// violations excepted: those are races), or SQLite's too-big,
+    /// constraint, mismatch or range errors. A poison message, not an
+    /// outage: an outage (pool timeout, connection lost) is never poison.
+    pub fn is_poison(&self) -> bool {
+        let StoreError::Db(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        if db.is_unique_violation() {
+            return false;
+        }
+        let Some(code) = db.code() else { return false };
+        if db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+        {
+            code.starts_with("22") || code.starts_with("23")
+        } else {
+            // SQLite reports extended codes; the primary code is the low byte.
+            code.parse::<i32>()
+                .is_ok_and(|n| matches!(n & 0xff, 18 | 19 | 20 | 25))
+        }
+    }
+
+    /// The database's own error code (SQLSTATE, or SQLite's number), if
+    /// this is a database error: safe to show, unlike its message, which
+    /// may quote the data.
+    pub fn db_code(&self) -> Option<String> {
+        match self {
+            StoreError::Db(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        }
+    }
+
     fn is_retryable(&self) -> bool {
         match self {
             StoreError::Retry => true,
@@ -154,6 +190,53 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// written and read back compares equal on either.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// How many characters of a caller-supplied value the rejected log keeps.
+pub const REJECTED_FIELD_CHARS: usize = 64;
+
+/// How many characters of `key` the rejected log keeps: our own texts
+/// (`error`, `expected_url`) and a signed poison message's `body` get
+/// more than a caller-supplied identifier does.
+fn rejected_field_cap(key: &str) -> usize {
+    match key {
+        "body" => domain::text::SMS_MAX_CHARS,
+        "error" => 512,
+        "expected_url" => 256,
+        _ => REJECTED_FIELD_CHARS,
+    }
+}
+
+/// `detail` with every string cut to its cap (see `record_rejected`);
+/// nested values are capped too, and an array keeps its first 16 items.
+fn cap_detail(detail: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    fn cap(key: &str, v: &Value) -> (Value, Option<usize>) {
+        match v {
+            Value::String(s) => {
+                let (kept, len) = domain::text::capped(s, rejected_field_cap(key));
+                (Value::String(kept), len)
+            }
+            Value::Array(items) => (
+                Value::Array(items.iter().take(16).map(|i| cap(key, i).0).collect()),
+                (items.len() > 16).then_some(items.len()),
+            ),
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map.iter().take(32) {
+                    let (kept, len) = cap(k, v);
+                    let (k, _) = domain::text::capped(k, REJECTED_FIELD_CHARS);
+                    if let Some(len) = len {
+                        out.insert(format!("{k}_length"), Value::from(len));
+                    }
+                    out.insert(k, kept);
+                }
+                (Value::Object(out), None)
+            }
+            other => (other.clone(), None),
+        }
+    }
+    cap("", detail).0
 }
 
 #[derive(Clone, Debug)]
@@ -413,6 +496,19 @@ impl Store {
         filter: &IssueFilter,
         caller: i64,
     ) -> Result<(Vec<IssueView>, IssueCounts), StoreError> {
+        // A NUL in the search text would be refused by PostgreSQL with an
+        // error (a 500); nothing stored contains one, so it matches nothing.
+        let cleaned;
+        let filter = match &filter.q {
+            Some(text) if text.contains('\0') => {
+                cleaned = IssueFilter {
+                    q: Some(domain::text::strip_nul(text.clone())),
+                    ..filter.clone()
+                };
+                &cleaned
+            }
+            _ => filter,
+        };
         read!(self, |c, q| {
             let issues = q::list_issues(c, filter, caller).await?;
             let counts = q::count_issues(c, filter).await?;
@@ -659,6 +755,13 @@ impl Store {
     // ------------------------------------------------------------ rejected
 
     /// Keeps an inbound that could not be ingested, with the reason.
+    ///
+    /// Anyone can make a rejection (an unsigned POST is one), so what is
+    /// kept is bounded here, once for every caller: each string in `detail`
+    /// is cut to [`REJECTED_FIELD_CHARS`] characters (a few fields of ours
+    /// get more, see [`rejected_field_cap`]) and its original length is
+    /// kept beside it as `<field>_length`. Old rows are purged by the
+    /// housekeeping job (`retention.rejected`).
     pub async fn record_rejected(
         &self,
         kind: &str,
@@ -666,10 +769,16 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<i64, StoreError> {
         let now = now();
+        let detail = cap_detail(detail);
         write_tx!(self, |c, q| q::insert_rejected(
-            c, kind, reason, detail, now
+            c, kind, reason, &detail, now
         )
         .await)
+    }
+
+    /// Retention: deletes rejected-log rows received before `before`.
+    pub async fn purge_rejected(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        write_tx!(self, |c, q| q::purge_rejected(c, before).await)
     }
 
     pub async fn list_rejected(
@@ -1084,23 +1193,24 @@ impl Store {
         read!(self, |c, q| q::broadcast_delivery(c, recipient_id).await)
     }
 
+    /// A broadcast delivery's outcome: the recipient's result and the end
+    /// of its outbox job in one transaction, so a job is never finished
+    /// while its recipient still reads `queued` (if this fails, the job
+    /// stays claimed and is tried again after its lease).
     pub async fn finish_broadcast_recipient(
         &self,
+        job: &OutboxJob,
         recipient_id: i64,
         status: &str,
         error: Option<&str>,
         external_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now();
-        write_tx!(self, |c, q| q::finish_broadcast_recipient(
-            c,
-            recipient_id,
-            status,
-            error,
-            external_id,
-            now
-        )
-        .await)
+        let job_state = if status == "sent" { "done" } else { "failed" };
+        write_tx!(self, |c, q| {
+            q::finish_broadcast_recipient(c, recipient_id, status, error, external_id, now).await?;
+            q::outbox_finish(c, job.id, job_state, error, now).await
+        })
     }
 
     // ------------------------------------------------------------ mailboxes
@@ -1149,3 +1259,26 @@ mod tracker;
 mod web;
 mod web_issue;
 pub use web::WebSession;
+
+#[cfg(test)]
+mod cap_tests {
+    use serde_json::json;
+
+    #[test]
+    fn rejected_details_are_capped_with_their_length() {
+        let sid = "S".repeat(60_000);
+        let capped = super::cap_detail(&json!({
+            "message_sid": sid,
+            "path": "/webhooks/twilio/sms",
+            "size": 12,
+            "error": "e".repeat(600),
+        }));
+        assert_eq!(capped["message_sid"].as_str().unwrap().len(), 64);
+        assert_eq!(capped["message_sid_length"], 60_000);
+        assert_eq!(capped["path"], "/webhooks/twilio/sms");
+        assert!(capped.get("path_length").is_none());
+        assert_eq!(capped["size"], 12);
+        assert_eq!(capped["error"].as_str().unwrap().len(), 512);
+        assert!(capped.to_string().len() < 1_000);
+    }
+}

@@ -1711,6 +1711,14 @@ pub async fn insert_rejected(
     .await?)
 }
 
+pub async fn purge_rejected(c: &mut Conn, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    Ok(sqlx::query("DELETE FROM rejected WHERE received_at < $1")
+        .bind(before)
+        .execute(&mut *c)
+        .await?
+        .rows_affected())
+}
+
 pub async fn list_rejected(
     c: &mut Conn,
     before: Option<i64>,
@@ -2780,6 +2788,21 @@ pub async fn create_broadcast(
         .bind(now)
         .fetch_one(&mut *c)
         .await?;
+        // The rule replies follow (SPEC: Twilio refuses longer bodies),
+        // checked against who actually gets an SMS; refusing rolls back
+        // the whole broadcast.
+        if status == "queued"
+            && channel == Some("sms")
+            && body.chars().count() > crate::domain::text::SMS_MAX_CHARS
+        {
+            return Err(StoreError::invalid(
+                "body_too_long",
+                &format!(
+                    "a broadcast that reaches SMS customers may be at most {} characters",
+                    crate::domain::text::SMS_MAX_CHARS
+                ),
+            ));
+        }
         if status == "queued" {
             let at = now + spacing * slot;
             slot += 1;

@@ -382,6 +382,7 @@ async fn every_job_follows_a_manual_clock(b: Backend) {
                 "17 * * * *",
                 Task::Housekeeping {
                     notifications: dur("30d"),
+                    rejected: dur("30d"),
                 },
             ),
         ],

@@ -20,6 +20,7 @@ macro_rules! both_backends {
 mod dovecot;
 mod email_in;
 mod email_out;
+mod hardening;
 mod helpers;
 mod imap;
 mod imap_e2e;

@@ -61,6 +61,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_tuned(backend, tweak, |_| {}).await
+}
+
+/// `spawn_app_with`, also turning the app's `Options` (e.g. HTTP limits).
+pub async fn spawn_app_tuned(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Config),
+    tune: impl FnOnce(&mut Options),
+) -> TestApp {
     let db = test_store_with(backend, 10).await;
     let twilio = MockServer::start().await;
     let mut config = Config::default();
@@ -81,7 +90,10 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         outbox_max_backoff: Duration::from_secs(2),
         drain_timeout: Duration::from_secs(10),
         mailbox_lease: Duration::from_secs(6),
+        ..Options::default()
     };
+    let mut options = options;
+    tune(&mut options);
     let app = Application::build(config.clone(), options)
         .await
         .expect("build the app");

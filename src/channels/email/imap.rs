@@ -379,7 +379,12 @@ impl<S: MailSink> Worker<S> {
             };
             attempt = attempt.saturating_add(1);
             let message = failure.to_string();
-            self.health.failure(&self.health_name, &message);
+            let reason = match &failure {
+                Failure::Auth(_) => "imap_auth",
+                Failure::Config(_) => "imap_config",
+                Failure::Transient(_) => "imap_unavailable",
+            };
+            self.health.failure(&self.health_name, reason);
             warn!(error = %message, retry_in = ?delay, "mailbox failed; reconnecting later");
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -417,7 +422,7 @@ impl<S: MailSink> Worker<S> {
                 Err(e) => {
                     warn!(error = %e, "could not claim the mailbox lease");
                     self.health
-                        .failure(&self.health_name, &format!("mailbox lease: {e}"));
+                        .failure(&self.health_name, "mailbox_lease_error");
                 }
             }
             tokio::select! {
@@ -525,7 +530,7 @@ impl<S: MailSink> Worker<S> {
                         self.tuning.backoff_max,
                     );
                     sink_attempt = sink_attempt.saturating_add(1);
-                    self.health.failure(&self.health_name, &message);
+                    self.health.failure(&self.health_name, "store_error");
                     warn!(error = %message, retry_in = ?delay, "could not store mail; retrying");
                     attempt!(self.sleep(delay).await);
                     continue;

@@ -48,11 +48,17 @@
 //!   [`TwilioClient::with_timeouts`]); every body I read is capped, error
 //!   bodies included, and media is capped both by `Content-Length` and by
 //!   counting while streaming, because `Content-Length` can be absent.
-//! - **Credentials.** Media URLs come from signed webhooks, so I send the
-//!   account's basic auth to them. Twilio redirects media to a CDN; reqwest
+//! - **Credentials.** Media URLs come from signed webhooks, but a signature
+//!   says who sent the URL, not where it points: a `MediaUrl` naming any
+//!   host and port used to be fetched with the account's basic auth. So a
+//!   media URL is fetched only when its origin (scheme, host, port) is that
+//!   of `twilio.api_base`; any other is refused (`media_host_refused`,
+//!   permanent, so the outbox records the media as refused with the
+//!   reason) without a request. Twilio redirects media to a CDN; reqwest
 //!   follows redirects with the `Client`'s policy (its default follows up to
 //!   10) and drops the `Authorization` header when the redirect leaves the
-//!   original scheme, host and port, so the CDN never sees the auth token.
+//!   original scheme, host and port, so the CDN never sees the auth token
+//!   (`download_media_follows_redirect_without_leaking_auth` holds it to that).
 //!   `Debug` for [`TwilioClient`] redacts the token and no span records it.
 
 use std::time::Duration;
@@ -514,6 +520,27 @@ impl TwilioClient {
         *c = (account_sid.to_owned(), auth_token.to_owned());
     }
 
+    /// Refuses a media URL whose scheme, host and port are not those of
+    /// `api_base`: the account's credentials go to Twilio only.
+    fn check_media_origin(&self, url: &str) -> Result<(), SendError> {
+        let refused = |why: String| SendError::Permanent {
+            code: "media_host_refused".to_owned(),
+            message: why,
+        };
+        let target = reqwest::Url::parse(url)
+            .map_err(|e| refused(format!("the media URL does not parse: {e}")))?;
+        let api = reqwest::Url::parse(&self.api_base)
+            .map_err(|e| refused(format!("bad Twilio api_base: {e}")))?;
+        if target.origin() != api.origin() || !target.origin().is_tuple() {
+            return Err(refused(format!(
+                "media is fetched only from the Twilio API host ({}), not {}",
+                api.origin().ascii_serialization(),
+                target.origin().ascii_serialization()
+            )));
+        }
+        Ok(())
+    }
+
     /// The Messages API endpoint of this account.
     fn messages_url(&self, account_sid: &str) -> Result<reqwest::Url, SendError> {
         let invalid = |why: String| SendError::Permanent {
@@ -596,6 +623,7 @@ impl TwilioClient {
         url: &str,
         max_bytes: u64,
     ) -> Result<(Vec<u8>, String), SendError> {
+        self.check_media_origin(url)?;
         let (account_sid, auth_token) = self.credentials();
         let response = self
             .http
@@ -1781,7 +1809,8 @@ mod tests {
     #[tokio::test]
     async fn download_media_rejects_oversize_while_streaming() {
         let url = chunked_server(8, 1000).await;
-        let c = TwilioClient::new("http://unused.invalid", SID, SECRET, http());
+        let base = url.trim_end_matches("/chunked");
+        let c = TwilioClient::new(base, SID, SECRET, http());
         let result = c.download_media(&url, 5000).await;
         assert!(
             matches!(result, Err(SendError::Permanent { ref code, .. }) if code == "media_too_large"),
@@ -1794,7 +1823,8 @@ mod tests {
         // Same server shape as above, under the limit: proves the streaming
         // path works, so the rejection above is the cap and not an error.
         let url = chunked_server(3, 1000).await;
-        let c = TwilioClient::new("http://unused.invalid", SID, SECRET, http());
+        let base = url.trim_end_matches("/chunked");
+        let c = TwilioClient::new(base, SID, SECRET, http());
         let (bytes, ct) = c.download_media(&url, 5000).await.expect("downloaded");
         assert_eq!(bytes.len(), 3000);
         assert_eq!(ct, "image/gif");
@@ -1834,6 +1864,31 @@ mod tests {
             !seen[0].headers.contains_key("authorization"),
             "the CDN must not receive the account credentials"
         );
+    }
+
+    #[tokio::test]
+    async fn download_media_from_another_host_is_refused_without_a_request() {
+        let api = MockServer::start().await;
+        let elsewhere = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(b"x".to_vec()))
+            .expect(0)
+            .mount(&elsewhere)
+            .await;
+        let c = client(&api);
+        for url in [
+            format!("{}/media/ME1", elsewhere.uri()),
+            "https://evil.example/media/ME1".to_owned(),
+            "file:///etc/passwd".to_owned(),
+            "not a url".to_owned(),
+        ] {
+            let got = c.download_media(&url, 1024).await;
+            assert!(
+                matches!(got, Err(SendError::Permanent { ref code, .. }) if code == "media_host_refused"),
+                "{url}: {got:?}"
+            );
+        }
+        elsewhere.verify().await;
     }
 
     #[tokio::test]

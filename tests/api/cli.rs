@@ -94,6 +94,35 @@ fn staff_add_and_token_create_print_only_the_token() {
         .output()
         .unwrap();
     assert!(!dup.status.success());
+
+    // `staff invite` prints a fresh one-time sign-in link alone (SPEC §9).
+    let invite = |who: &str| {
+        cmd(dir.path())
+            .env(
+                "SWITCHBOARD__SERVER__PUBLIC_URL",
+                "https://sb.example.test/",
+            )
+            .args(["staff", "invite", "--staff", who])
+            .output()
+            .unwrap()
+    };
+    let out = invite("Jane@example.com");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(link.lines().count(), 1, "the link alone: {link:?}");
+    assert!(
+        link.starts_with("https://sb.example.test/welcome/sb_"),
+        "{link}"
+    );
+    let again = String::from_utf8(invite("jane@example.com").stdout).unwrap();
+    assert_ne!(again, link, "each invite is a new link");
+    let out = invite("nobody@example.com");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -152,6 +181,8 @@ pub(crate) struct Served {
     pub(crate) child: Child,
     pub(crate) addr: String,
     pub(crate) token: Option<String>,
+    /// The first admin's `sign-in link: …` (first start only).
+    pub(crate) link: Option<String>,
     pub(crate) stdout: std::sync::mpsc::Receiver<String>,
 }
 
@@ -190,12 +221,18 @@ pub(crate) fn serve_args(
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut token = None;
+    let mut link = None;
     loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("serve to start");
         if let Some(t) = line.strip_prefix("admin token: ") {
             token = Some(t.to_string());
+            continue;
+        }
+        // The first admin's sign-in link follows the token (SPEC §9).
+        if let Some(l) = line.strip_prefix("sign-in link: ") {
+            link = Some(l.to_string());
             continue;
         }
         let v: serde_json::Value =
@@ -206,6 +243,7 @@ pub(crate) fn serve_args(
                 child,
                 addr: addr.to_string(),
                 token,
+                link,
                 stdout: rx,
             };
         }
@@ -380,10 +418,28 @@ fn first_start_prints_the_admin_token_once_and_sigterm_exits_zero() {
     let me: serde_json::Value = me.json().unwrap();
     assert_eq!(me["email"], "admin@localhost");
     assert_eq!(me["role"], "admin");
+    // Then the sign-in link on the default public_url; it opens the page
+    // where the admin chooses a password.
+    let link = first
+        .link
+        .clone()
+        .expect("`sign-in link: …` after the token");
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/welcome/sb_"),
+        "{link}"
+    );
+    let path = link.trim_start_matches("http://127.0.0.1:8080");
+    let welcome = reqwest::blocking::Client::new()
+        .get(format!("http://{}{path}", first.addr))
+        .send()
+        .unwrap();
+    assert_eq!(welcome.status(), 200);
+    assert!(welcome.text().unwrap().contains("Set password"));
     assert!(terminate(first).success());
 
     let second = serve(dir.path(), &[]);
     assert!(second.token.is_none(), "the token is shown once only");
+    assert!(second.link.is_none(), "and so is the link");
     assert!(terminate(second).success());
 }
 

@@ -450,13 +450,7 @@ async fn a_sink_error_leaves_the_message_unacknowledged_and_nothing_is_skipped()
     .await;
     let st = w.state();
     assert!(!st.ok, "a sink failure shows in health: {st:?}");
-    assert!(
-        st.error
-            .as_deref()
-            .unwrap_or("")
-            .contains("database is unavailable"),
-        "{st:?}"
-    );
+    assert!(st.error.as_deref().unwrap_or("") == "store_error", "{st:?}");
     assert_eq!(sink.ingested_subjects(), subjects(&["order 1"]));
     assert!(
         !sink.attempts().contains(&"order 3".to_string()),
@@ -584,7 +578,8 @@ async fn a_wrong_password_shows_in_health_and_is_not_retried_in_a_tight_loop() {
     let st = w.state();
     assert!(!st.ok);
     let error = st.error.clone().unwrap_or_default();
-    assert!(error.contains("authentication failed"), "{error}");
+    // A reason code: the server's text goes to the log only (issue 11).
+    assert_eq!(error, "imap_auth");
     assert!(
         !error.contains("wrong password"),
         "the password leaked into health: {error}"
@@ -694,7 +689,7 @@ async fn tls_without_the_ca_is_refused_and_reported() {
     })
     .await;
     let error = w.state().error.unwrap_or_default();
-    assert!(error.contains("TLS handshake"), "{error}");
+    assert_eq!(error, "imap_tls");
     assert!(sink.ingested_uids().is_empty());
     w.stop().await;
 }

@@ -382,6 +382,7 @@ impl<S: MailSink> Worker<S> {
             let reason = match &failure {
                 Failure::Auth(_) => "imap_auth",
                 Failure::Config(_) => "imap_config",
+                Failure::Transient(_) if message.contains("TLS handshake") => "imap_tls",
                 Failure::Transient(_) => "imap_unavailable",
             };
             self.health.failure(&self.health_name, reason);

@@ -38,10 +38,19 @@ pub struct Options {
     /// How long shutdown waits for in-flight work.
     pub drain_timeout: Duration,
     /// How long an IMAP mailbox lease lasts (renewed every third of it).
+    /// It bounds failover: when an instance dies, another takes its
+    /// mailboxes within this plus a third of it (issue 11: under 10 s; a
+    /// restart after kill -9 waits the same).
     pub mailbox_lease: Duration,
     /// Connection limits of the HTTP listeners (see `serve`).
     pub http_limits: crate::serve::Limits,
 }
+
+/// Default [`Options::mailbox_lease`]: renewed every 2 s, so a dead
+/// holder's mailboxes move within about 8 s. A holder that cannot renew in
+/// time stops fetching; an overlap could at worst fetch a mail twice, and
+/// ingest stores a mail once by its Message-ID.
+pub const MAILBOX_LEASE: Duration = Duration::from_secs(6);
 
 impl Default for Options {
     fn default() -> Self {
@@ -49,7 +58,7 @@ impl Default for Options {
             outbox_base_backoff: Duration::from_secs(1),
             outbox_max_backoff: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(20),
-            mailbox_lease: Duration::from_secs(60),
+            mailbox_lease: MAILBOX_LEASE,
             http_limits: crate::serve::Limits::default(),
         }
     }
@@ -184,6 +193,10 @@ impl Application {
             sender,
             status_callback: Some(format!(
                 "{}/webhooks/twilio/status",
+                config.server.public_url.trim_end_matches('/')
+            )),
+            media_base: Some(format!(
+                "{}/media/",
                 config.server.public_url.trim_end_matches('/')
             )),
             wake: wake.clone(),

@@ -107,11 +107,23 @@ async fn download(
             "the attachment's file is missing",
         )
     })?;
+    let mut resp = file_response(&meta, data, "attachment");
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    Ok(resp)
+}
+
+/// A stored file's bytes in their stored type, never sniffed; `how` is
+/// `attachment` (save it) or `inline` (show it).
+fn file_response(meta: &AttachmentView, data: Vec<u8>, how: &str) -> Response {
     let content_type = HeaderValue::from_str(&meta.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let disposition = HeaderValue::from_str(&disposition(&meta.filename))
-        .unwrap_or(HeaderValue::from_static("attachment"));
-    Ok((
+    let disposition =
+        HeaderValue::from_str(&disposition(&meta.filename).replacen("attachment", how, 1))
+            .unwrap_or(HeaderValue::from_static("attachment"));
+    (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_DISPOSITION, disposition),
@@ -119,14 +131,47 @@ async fn download(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, max-age=3600"),
-            ),
         ],
         Body::from(data),
     )
-        .into_response())
+        .into_response()
+}
+
+/// `GET /media/{token}`: a reply's file, for Twilio to fetch when it sends
+/// an MMS (it cannot sign in). Outside the API and its documentation: the
+/// token is the whole credential, random, single-file and short-lived
+/// (`outbox::MEDIA_LINK_TTL`); route metrics and logs only ever see the
+/// route template, never the token. Served with `nosniff` and a sandbox
+/// CSP, so even a browser that opens it runs nothing.
+pub fn media_router() -> axum::Router<AppState> {
+    axum::Router::new().route("/media/{token}", axum::routing::get(media))
+}
+
+async fn media(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    let gone = || ApiError::not_found("media");
+    if token.len() > 128 {
+        return Err(gone());
+    }
+    let (meta, sha) = state.store.media_link(&token).await?.ok_or_else(gone)?;
+    let data = state.attachments.read(&sha).await.map_err(|e| {
+        tracing::error!(attachment_id = meta.id, error = %e, "a linked media file is missing");
+        gone()
+    })?;
+    tracing::info!(attachment_id = meta.id, "media link fetched");
+    let mut resp = file_response(&meta, data, "inline");
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(resp)
 }
 
 #[cfg(test)]

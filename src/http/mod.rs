@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, _doc) = api().split_for_parts();
     routes
         .merge(crate::web::router())
+        .merge(files::media_router())
         // After every route is registered: it applies to those before it.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

@@ -26,6 +26,9 @@ pub const MAX_ATTEMPTS: i64 = 10;
 const LEASE: Duration = Duration::from_secs(120);
 /// How often the worker looks for due items without being woken.
 const POLL: Duration = Duration::from_secs(1);
+/// How long a reply's public media link stays valid: Twilio fetches at
+/// send time, and retries a failed fetch for a while.
+pub const MEDIA_LINK_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// What the worker needs.
 #[derive(Clone)]
@@ -35,6 +38,8 @@ pub struct Outbox {
     pub sender: Option<Sender>,
     /// `{public_url}/webhooks/twilio/status`.
     pub status_callback: Option<String>,
+    /// `{public_url}/media/`: where Twilio fetches a reply's files (MMS).
+    pub media_base: Option<String>,
     pub wake: Arc<Notify>,
     pub metrics: crate::metrics::Metrics,
     pub health: crate::channels::health::ChannelHealth,
@@ -58,6 +63,15 @@ pub struct EmailOut {
     pub mailboxes: Vec<(String, String)>,
     /// The address of `smtp.from`, for issues that came in elsewhere.
     pub default_from: String,
+}
+
+/// A store error while sending: the item is tried again.
+fn retry_store(e: crate::store::StoreError) -> SendError {
+    SendError::Retryable {
+        code: None,
+        message: e.to_string(),
+        retry_after: None,
+    }
 }
 
 /// The delay before attempt `attempts + 1`: exponential, capped, with up to
@@ -314,7 +328,7 @@ impl Outbox {
         let result: Result<String, SendError> = match delivery.channel {
             Channel::Sms => match (&self.twilio, &self.sender) {
                 (Some(client), Some(sender)) => client
-                    .send(&delivery.contact, sender, &delivery.body, None)
+                    .send(&delivery.contact, sender, &delivery.body, &[], None)
                     .await
                     .map(|s| s.sid),
                 _ => Err(SendError::Permanent {
@@ -490,16 +504,11 @@ impl Outbox {
                 message: "outbound email (SMTP) is not configured".into(),
             });
         };
-        let store_err = |e: crate::store::StoreError| SendError::Retryable {
-            code: None,
-            message: e.to_string(),
-            retry_after: None,
-        };
         let ctx = self
             .store
             .email_context(job.message_id)
             .await
-            .map_err(store_err)?
+            .map_err(retry_store)?
             .ok_or_else(|| SendError::Permanent {
                 code: "missing_message".into(),
                 message: "the reply no longer exists".into(),
@@ -519,7 +528,7 @@ impl Outbox {
                 .store
                 .assign_external_id(job.message_id, &wanted)
                 .await
-                .map_err(store_err)?,
+                .map_err(retry_store)?,
         };
         let (parent, references) = match &ctx.parent {
             Some((id, refs)) => {
@@ -533,6 +542,7 @@ impl Outbox {
             }
             None => (None, Vec::new()),
         };
+        let files = self.reply_files(job.message_id).await?;
         let msg = build_reply(&ReplyMail {
             from_address: &from,
             from_name: None,
@@ -545,6 +555,7 @@ impl Outbox {
             references: &references,
             first_message: ctx.first_message && !ctx.automatic,
             automatic: ctx.automatic,
+            files: &files,
         })
         .map_err(|e| SendError::Permanent {
             code: "invalid_message".into(),
@@ -564,6 +575,64 @@ impl Outbox {
         }
     }
 
+    /// The reply's files, read from the attachment store. A file whose
+    /// bytes are gone fails the reply visibly rather than sending it
+    /// without the file.
+    async fn reply_files(
+        &self,
+        message_id: i64,
+    ) -> Result<Vec<crate::channels::email::smtp::OutFile>, SendError> {
+        let files = self
+            .store
+            .message_files(message_id)
+            .await
+            .map_err(retry_store)?;
+        let mut out = Vec::with_capacity(files.len());
+        for (meta, sha) in files {
+            let data = self.attachments.read(&sha).await.map_err(|e| {
+                tracing::error!(attachment_id = meta.id, error = %e, "a reply's file is missing");
+                SendError::Permanent {
+                    code: "attachment_missing".into(),
+                    message: format!("the file {:?} could not be read", meta.filename),
+                }
+            })?;
+            out.push(crate::channels::email::smtp::OutFile {
+                filename: meta.filename,
+                content_type: meta.content_type,
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One fresh public link per file of the reply, for Twilio to fetch.
+    async fn media_urls(&self, message_id: i64) -> Result<Vec<String>, SendError> {
+        let files = self
+            .store
+            .message_files(message_id)
+            .await
+            .map_err(retry_store)?;
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(base) = &self.media_base else {
+            return Err(SendError::Permanent {
+                code: "media_unavailable".into(),
+                message: "files cannot be sent by SMS without a public_url".into(),
+            });
+        };
+        let mut urls = Vec::with_capacity(files.len());
+        for (meta, _) in files {
+            let token = self
+                .store
+                .create_media_link(meta.id, MEDIA_LINK_TTL)
+                .await
+                .map_err(retry_store)?;
+            urls.push(format!("{base}{token}"));
+        }
+        Ok(urls)
+    }
+
     async fn send_sms(&self, job: &OutboxJob) -> Result<(String, DeliveryStatus), SendError> {
         let (Some(client), Some(sender)) = (&self.twilio, &self.sender) else {
             return Err(SendError::Permanent {
@@ -571,8 +640,15 @@ impl Outbox {
                 message: "the SMS channel is not configured".into(),
             });
         };
+        let media = self.media_urls(job.message_id).await?;
         let sent = match client
-            .send(&job.to, sender, &job.body, self.status_callback.as_deref())
+            .send(
+                &job.to,
+                sender,
+                &job.body,
+                &media,
+                self.status_callback.as_deref(),
+            )
             .await
         {
             Ok(sent) => {

@@ -172,8 +172,9 @@ pub async fn run_task(
             // Expired web sessions and links, and sign-in failures too old
             // to count towards a lockout.
             let web = store.purge_web(now).await?;
+            let media = store.purge_media_links(now).await?;
             Ok(format!(
-                "{n} finished row(s), {r} rejected-log row(s) and {web} expired sign-in row(s) purged"
+                "{n} finished row(s), {r} rejected-log row(s), {web} expired sign-in row(s) and {media} expired media link(s) purged"
             ))
         }
     }

@@ -1255,6 +1255,7 @@ impl Store {
 }
 
 // Declared after the transaction macros above, which it uses.
+mod media;
 mod tracker;
 mod web;
 mod web_issue;

@@ -50,4 +50,5 @@ pub mod q {
     include!("sql.rs");
     include!("web_sql.rs");
     include!("tracker_sql.rs");
+    include!("media_sql.rs");
 }

@@ -2633,18 +2633,7 @@ pub async fn attachment(c: &mut Conn, id: i64) -> Result<Option<(AttachmentView,
     .bind(id)
     .fetch_optional(&mut *c)
     .await?;
-    match row {
-        None => Ok(None),
-        Some(r) => Ok(Some((
-            AttachmentView {
-                id: r.try_get("id")?,
-                filename: r.try_get("filename")?,
-                content_type: r.try_get("content_type")?,
-                size: r.try_get("size")?,
-            },
-            r.try_get("sha256")?,
-        ))),
-    }
+    row.as_ref().map(stored_file).transpose()
 }
 
 /// Queues a background job (e.g. an MMS media download) with a payload.

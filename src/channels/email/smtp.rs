@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Attachment, Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -98,6 +98,44 @@ pub struct ReplyMail<'a> {
     /// An auto-acknowledgement: marked `Auto-Submitted: auto-replied` so
     /// the customer's autoresponder does not answer it.
     pub automatic: bool,
+    /// Files attached to the reply, in order.
+    pub files: &'a [OutFile],
+}
+
+/// A file sent with a reply.
+#[derive(Debug, Clone)]
+pub struct OutFile {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// The reply's body: plain text alone, or `multipart/mixed` with the text
+/// first and each file as an attachment part. File names are cleaned of
+/// control characters (lettre encodes the rest per RFC 2231); a content
+/// type that does not parse is sent as `application/octet-stream`.
+fn reply_body(
+    b: lettre::message::MessageBuilder,
+    body: &str,
+    files: &[OutFile],
+) -> Result<Message, String> {
+    if files.is_empty() {
+        return b
+            .header(ContentType::TEXT_PLAIN)
+            .body(body.to_string())
+            .map_err(|e| e.to_string());
+    }
+    let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body.to_string()));
+    for f in files {
+        let content_type = ContentType::parse(&f.content_type)
+            .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
+        let mut name = clean_header_text(&f.filename);
+        if name.is_empty() {
+            name = "attachment".into();
+        }
+        parts = parts.singlepart(Attachment::new(name).body(f.data.clone(), content_type));
+    }
+    b.multipart(parts).map_err(|e| e.to_string())
 }
 
 /// Builds a customer reply. Human replies never carry `Auto-Submitted`.
@@ -116,8 +154,7 @@ pub fn build_reply(r: &ReplyMail<'_>) -> Result<Message, String> {
         .from(mailbox(r.from_name, r.from_address)?)
         .to(mailbox(None, r.to)?)
         .subject(subject)
-        .message_id(Some(angle(r.message_id)))
-        .header(ContentType::TEXT_PLAIN);
+        .message_id(Some(angle(r.message_id)));
     if let Some(parent) = r.in_reply_to {
         b = b.in_reply_to(angle(parent));
     }
@@ -132,7 +169,7 @@ pub fn build_reply(r: &ReplyMail<'_>) -> Result<Message, String> {
         // One call with the whole list: a second call would replace it.
         b = b.references(refs.join(" "));
     }
-    let mut msg = b.body(r.body.to_string()).map_err(|e| e.to_string())?;
+    let mut msg = reply_body(b, r.body, r.files)?;
     if r.automatic {
         let headers = msg.headers_mut();
         headers.insert_raw(HeaderValue::new(
@@ -306,10 +343,12 @@ mod tests {
             references: &refs,
             first_message: false,
             automatic: false,
+            files: &[],
         })
         .unwrap();
         let text = formatted(&m);
         assert!(text.contains("Subject: Re: My printer [#42]\r\n"), "{text}");
+        assert!(text.contains("Content-Type: text/plain"), "{text}");
         assert!(
             text.contains("In-Reply-To: <cust2@example.com>\r\n"),
             "{text}"
@@ -326,6 +365,56 @@ mod tests {
         assert!(
             !text.contains("\r\nBcc:"),
             "a CR/LF in a name must not become a header: {text}"
+        );
+    }
+
+    #[test]
+    fn files_go_as_attachment_parts_after_the_text() {
+        let files = vec![
+            OutFile {
+                filename: "invoice.pdf".into(),
+                content_type: "application/pdf".into(),
+                data: b"%PDF-1.4 fake".to_vec(),
+            },
+            OutFile {
+                filename: "a\r\nBcc: x@y.z.png".into(),
+                content_type: "not a type".into(),
+                data: vec![0x89, b'P', b'N', b'G'],
+            },
+        ];
+        let m = build_reply(&ReplyMail {
+            from_address: "support@example.com",
+            from_name: None,
+            to: "jane@example.com",
+            subject: "Invoice",
+            issue_id: 7,
+            body: "Here it is.",
+            message_id: "i7.m2.abc@example.com",
+            in_reply_to: None,
+            references: &[],
+            first_message: false,
+            automatic: false,
+            files: &files,
+        })
+        .unwrap();
+        let text = formatted(&m);
+        assert!(text.contains("Content-Type: multipart/mixed"), "{text}");
+        let body_at = text.find("Here it is.").expect("the text part");
+        let pdf_at = text.find("filename=\"invoice.pdf\"").expect("the pdf part");
+        assert!(body_at < pdf_at, "{text}");
+        assert!(text.contains("Content-Type: application/pdf"), "{text}");
+        assert!(
+            text.contains("Content-Type: application/octet-stream"),
+            "{text}"
+        );
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+        // The parser we ingest with reads back both files.
+        let wire = m.formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&wire).unwrap();
+        assert_eq!(parsed.attachment_count(), 2);
+        assert_eq!(
+            parsed.attachment(0).unwrap().contents(),
+            b"%PDF-1.4 fake".as_slice()
         );
     }
 

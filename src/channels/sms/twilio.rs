@@ -556,8 +556,9 @@ impl TwilioClient {
     }
 
     /// POST {api_base}/2010-04-01/Accounts/{sid}/Messages.json form To,
-    /// From|MessagingServiceSid, Body, StatusCallback (if given); basic auth;
-    /// 15 s timeout.
+    /// From|MessagingServiceSid, Body, one `MediaUrl` per file (MMS; Twilio
+    /// fetches each itself), StatusCallback (if given); basic auth; 15 s
+    /// timeout.
     #[tracing::instrument(
         name = "twilio.send",
         skip_all,
@@ -568,6 +569,7 @@ impl TwilioClient {
         to: &str,
         sender: &Sender,
         body: &str,
+        media: &[String],
         status_callback: Option<&str>,
     ) -> Result<SentMessage, SendError> {
         let mut form: Vec<(&str, &str)> = vec![("To", to)];
@@ -576,6 +578,9 @@ impl TwilioClient {
             Sender::MessagingService(sid) => form.push(("MessagingServiceSid", sid)),
         }
         form.push(("Body", body));
+        for url in media {
+            form.push(("MediaUrl", url));
+        }
         if let Some(cb) = status_callback {
             form.push(("StatusCallback", cb));
         }
@@ -1474,6 +1479,7 @@ mod tests {
                 "+15550100002",
                 &Sender::From("+15550100001".into()),
                 "Hi & welcome +1 ✓",
+                &[],
                 Some("https://sb.example/webhooks/twilio/status"),
             )
             .await;
@@ -1487,7 +1493,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn send_with_messaging_service_and_no_callback() {
+    async fn send_with_messaging_service_media_and_no_callback() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1495,6 +1501,8 @@ mod tests {
                 ("To", "+15550100002"),
                 ("MessagingServiceSid", "MG42"),
                 ("Body", "hello"),
+                ("MediaUrl", "https://sb.example/media/a"),
+                ("MediaUrl", "https://sb.example/media/b"),
             ])))
             .respond_with(
                 ResponseTemplate::new(201)
@@ -1510,6 +1518,10 @@ mod tests {
                 "+15550100002",
                 &Sender::MessagingService("MG42".into()),
                 "hello",
+                &[
+                    "https://sb.example/media/a".to_string(),
+                    "https://sb.example/media/b".to_string(),
+                ],
                 None,
             )
             .await
@@ -1527,7 +1539,7 @@ mod tests {
             .mount(&server)
             .await;
         client(&server)
-            .send("+15550100002", &Sender::From("+1".into()), "x", None)
+            .send("+15550100002", &Sender::From("+1".into()), "x", &[], None)
             .await
     }
 
@@ -1640,7 +1652,9 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         drop(listener);
         let c = TwilioClient::new(&format!("http://{addr}"), SID, SECRET, http());
-        let result = c.send("+1", &Sender::From("+1".into()), "x", None).await;
+        let result = c
+            .send("+1", &Sender::From("+1".into()), "x", &[], None)
+            .await;
         assert!(
             matches!(
                 result,
@@ -1666,7 +1680,9 @@ mod tests {
             .mount(&server)
             .await;
         let c = client(&server).with_timeouts(Duration::from_millis(200), Duration::from_secs(1));
-        let result = c.send("+1", &Sender::From("+1".into()), "x", None).await;
+        let result = c
+            .send("+1", &Sender::From("+1".into()), "x", &[], None)
+            .await;
         assert!(
             matches!(result, Err(SendError::Retryable { code: None, .. })),
             "{result:?}"
@@ -1676,7 +1692,9 @@ mod tests {
     #[tokio::test]
     async fn send_with_unusable_api_base_is_permanent() {
         let c = TwilioClient::new("not a url", SID, SECRET, http());
-        let result = c.send("+1", &Sender::From("+1".into()), "x", None).await;
+        let result = c
+            .send("+1", &Sender::From("+1".into()), "x", &[], None)
+            .await;
         assert!(
             matches!(result, Err(SendError::Permanent { ref code, .. }) if code == "invalid_request"),
             "{result:?}"

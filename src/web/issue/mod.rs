@@ -140,8 +140,8 @@ pub(crate) async fn show(
             .collect::<Vec<_>>()
             .join(","),
         files_hint: format!(
-            "Up to {} files, {} MB each ({}). Files are kept with the reply on this issue; \
-             they are not sent to the customer yet.",
+            "Up to {} files, {} MB each ({}). They go with the reply: as email \
+             attachments, or by SMS as an MMS picture message.",
             a.max_files,
             a.max_bytes / (1024 * 1024),
             a.allowed.join(", ").to_uppercase()

@@ -28,6 +28,8 @@ both_backends!(
     two_sessions_race_take_it_and_the_loser_is_told_who_won,
     reply_from_the_page_is_queued_and_sent_through_twilio,
     reply_files_follow_the_attachment_rules,
+    reply_files_go_by_mms_links_that_twilio_can_fetch,
+    reply_files_go_as_email_attachments,
     reply_to_an_opted_out_customer_is_refused_with_a_sentence,
     comments_add_edit_delete_and_the_five_hour_rule,
     new_messages_line_sits_before_the_first_unread_and_opening_marks_read,
@@ -509,6 +511,184 @@ async fn reply_files_follow_the_attachment_rules(b: Backend) {
     // The session cookie may download it (the thumbnail's GET).
     let got = get_page(&app, &ann, &format!("/api/attachments/{img_id}")).await;
     assert_eq!(got.status, StatusCode::OK);
+    app.stop().await;
+}
+
+/// The form pairs of every request Twilio's stand-in received.
+async fn twilio_forms(app: &TestApp) -> Vec<Vec<(String, String)>> {
+    app.twilio
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|q| switchboard::channels::sms::twilio::parse_form(&q.body))
+        .collect()
+}
+
+async fn reply_files_go_by_mms_links_that_twilio_can_fetch(b: Backend) {
+    let app = spawn_app(b).await;
+    accept_sms(&app).await;
+    let (_, ann) = staff_session(&app, "ann@example.test", "agent").await;
+    let issue = app.sms_issue(&sid(), &phone(), "Photo of the label?").await;
+    let csrf = csrf_of(&app, &ann).await;
+    let png: &[u8] = b"\x89PNG\r\n\x1a\nlabel";
+    let sent = post_multipart(
+        &app,
+        &ann,
+        &format!("/issues/{issue}/reply"),
+        &[("csrf", &csrf), ("body", "Here is the label")],
+        &[
+            ("label.png", "image/png", png),
+            ("terms.pdf", "application/pdf", b"%PDF-1.4 terms"),
+        ],
+    )
+    .await;
+    redirected_to(&sent, &format!("/issues/{issue}#m"));
+    app.eventually(10, "Twilio got the MMS", || async {
+        twilio_forms(&app).await.iter().any(|f| {
+            f.iter()
+                .any(|(k, v)| k == "Body" && v == "Here is the label")
+        })
+    })
+    .await;
+    let forms = twilio_forms(&app).await;
+    let form = forms
+        .iter()
+        .find(|f| {
+            f.iter()
+                .any(|(k, v)| k == "Body" && v == "Here is the label")
+        })
+        .unwrap();
+    let urls: Vec<&str> = form
+        .iter()
+        .filter(|(k, _)| k == "MediaUrl")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(urls.len(), 2, "one MediaUrl per file: {form:?}");
+    let prefix = format!("{}/media/", crate::spawn::PUBLIC_URL);
+    let mut got = Vec::new();
+    for url in &urls {
+        let token = url
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{url} is not under {prefix}"));
+        // Fetched as Twilio would: no cookie, no token.
+        let r = client()
+            .get(format!("{}/media/{token}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert!(
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("sandbox")
+        );
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        got.push((ct, r.bytes().await.unwrap().to_vec()));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("application/pdf".to_string(), b"%PDF-1.4 terms".to_vec()),
+            ("image/png".to_string(), png.to_vec()),
+        ]
+    );
+    // A guessed or altered token finds nothing.
+    for bad in ["nonsense", &format!("{}x", &urls[0][prefix.len()..])] {
+        let r = client()
+            .get(format!("{}/media/{bad}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    // A link past its time finds nothing, and housekeeping removes it.
+    let file_id = timeline(&app, issue)
+        .await
+        .iter()
+        .find(|m| m["kind"] == "reply")
+        .and_then(|m| m["attachments"][0]["id"].as_i64())
+        .expect("the reply's file");
+    let stale = app
+        .db
+        .store
+        .create_media_link(file_id, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let r = client()
+        .get(format!("{}/media/{stale}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let purged = app.db.store.purge_media_links(Utc::now()).await.unwrap();
+    assert_eq!(purged, 1, "only the expired link goes");
+    app.eventually(10, "the reply to be recorded as handed over", || async {
+        timeline(&app, issue).await.iter().any(|m| {
+            m["kind"] == "reply"
+                && m["delivery"]["status"] != "queued"
+                && m["delivery"]["error"].is_null()
+        })
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn reply_files_go_as_email_attachments(b: Backend) {
+    let sink = crate::smtp_sink::SmtpSink::start();
+    let app = crate::email_out::app_with_smtp(b, &sink).await;
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/me/preferences",
+            Some(&app.admin_token),
+            Some(json!({"issue_opened": {"email": false}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (_, ann) = staff_session(&app, "ann@example.test", "agent").await;
+    let r = app
+        .post(
+            "/api/issues",
+            &app.admin_token,
+            json!({"contact": "jane@example.test", "subject": "Your invoice", "body": "Coming up."}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let issue = r.body["id"].as_i64().unwrap();
+    sink.wait_for(1, 10).await;
+    let csrf = csrf_of(&app, &ann).await;
+    let sent = post_multipart(
+        &app,
+        &ann,
+        &format!("/issues/{issue}/reply"),
+        &[("csrf", &csrf), ("body", "Invoice attached.")],
+        &[("invoice.pdf", "application/pdf", b"%PDF-1.4 invoice")],
+    )
+    .await;
+    redirected_to(&sent, &format!("/issues/{issue}#m"));
+    let got = sink.wait_for(2, 10).await;
+    let mail = mail_parser::MessageParser::default()
+        .parse(got[1].raw.as_bytes())
+        .expect("a parsable reply");
+    assert_eq!(
+        mail.subject().unwrap_or_default(),
+        format!("Re: Your invoice [#{issue}]")
+    );
+    assert_eq!(
+        mail.body_text(0).unwrap_or_default().trim(),
+        "Invoice attached."
+    );
+    assert_eq!(mail.attachment_count(), 1);
+    let a = mail.attachment(0).unwrap();
+    assert_eq!(
+        mail_parser::MimeHeaders::attachment_name(a),
+        Some("invoice.pdf")
+    );
+    assert_eq!(a.contents(), b"%PDF-1.4 invoice".as_slice());
     app.stop().await;
 }
 

@@ -190,7 +190,7 @@ impl Default for Tuning {
             auth_backoff: Duration::from_secs(60),
             batch_size: 100,
             batch_bytes: 32 * 1024 * 1024,
-            lease_ttl: Duration::from_secs(60),
+            lease_ttl: crate::app::MAILBOX_LEASE,
         }
     }
 }

@@ -121,7 +121,7 @@ impl Attachments {
 
     /// Stores the bytes; returns their SHA-256 (hex).
     pub async fn save(&self, data: &[u8]) -> std::io::Result<String> {
-        let sha = hex::encode(Sha256::digest(data));
+        let sha = hash_off_thread(data).await?;
         let path = self.path_for(&sha);
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(sha);
@@ -148,6 +148,22 @@ impl Attachments {
         }
         tokio::fs::read(self.path_for(sha)).await
     }
+}
+
+/// Files at least this large are hashed on the blocking pool.
+const HASH_INLINE_MAX: usize = 256 * 1024;
+
+/// SHA-256 (hex) of `data`; a large file is hashed on tokio's blocking
+/// pool (tens of milliseconds for 10 MB) so the async workers keep
+/// answering webhooks meanwhile.
+async fn hash_off_thread(data: &[u8]) -> std::io::Result<String> {
+    if data.len() < HASH_INLINE_MAX {
+        return Ok(hex::encode(Sha256::digest(data)));
+    }
+    let owned = data.to_vec();
+    tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&owned)))
+        .await
+        .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

@@ -67,20 +67,17 @@ impl MailIngest {
                 )
                 .await;
         }
-        let mail = match parse::parse(&raw) {
+        let size = raw.len();
+        let (raw, parsed) = parse::parse_off_thread(raw).await;
+        let mail = match parsed {
             Ok(m) => m,
             Err(ParseError::NoSender) => {
                 return self
-                    .reject(
-                        mailbox,
-                        uid,
-                        "no_sender",
-                        detail(mailbox, uid, raw.len(), None),
-                    )
+                    .reject(mailbox, uid, "no_sender", detail(mailbox, uid, size, None))
                     .await;
             }
             Err(ParseError::Unparseable(why)) => {
-                let mut d = detail(mailbox, uid, raw.len(), None);
+                let mut d = detail(mailbox, uid, size, None);
                 d["error"] = json!(why);
                 return self.reject(mailbox, uid, "unparseable", d).await;
             }
@@ -105,7 +102,7 @@ impl MailIngest {
             // Automated mail (bounces from MAILER-DAEMON) may lack a usable
             // sender; it was handled above as far as it can be.
             _ if mail.automated.is_some() => {
-                let mut d = detail(mailbox, uid, raw.len(), Some(&mail));
+                let mut d = detail(mailbox, uid, size, Some(&mail));
                 d["automated"] = json!(mail.automated.as_ref().map(|a| a.to_string()));
                 return self
                     .reject(mailbox, uid, "automated_without_sender", d)
@@ -117,7 +114,7 @@ impl MailIngest {
                         mailbox,
                         uid,
                         "invalid_sender",
-                        detail(mailbox, uid, raw.len(), Some(&mail)),
+                        detail(mailbox, uid, size, Some(&mail)),
                     )
                     .await;
             }
@@ -197,7 +194,7 @@ impl MailIngest {
                 tracing::info!(issue_id, "automated email recorded on its issue");
             }
             IngestOutcome::DroppedAutomated => {
-                let mut d = detail(mailbox, uid, raw.len(), Some(&mail));
+                let mut d = detail(mailbox, uid, size, Some(&mail));
                 d["automated"] = json!(mail.automated.as_ref().map(|a| a.to_string()));
                 return self.reject(mailbox, uid, "automated", d).await;
             }

@@ -192,6 +192,34 @@ pub enum ParseError {
     NoSender,
 }
 
+/// [`parse`] on tokio's blocking pool, handing the bytes back. MIME
+/// decoding, charset conversion and HTML-to-text of a mail of tens of
+/// megabytes take long enough to stall every task sharing an async worker
+/// thread (webhooks included); off that thread they stall nothing. A
+/// panic in the parser becomes `Unparseable`, so the mail is rejected and
+/// logged instead of taking the mailbox worker down with it.
+pub async fn parse_off_thread(raw: Vec<u8>) -> (Vec<u8>, Result<ParsedMail, ParseError>) {
+    let size = raw.len();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = tokio::task::spawn_blocking(move || {
+        let parsed = parse(&raw);
+        let _ = tx.send(raw);
+        parsed
+    });
+    match handle.await {
+        Ok(parsed) => (rx.await.unwrap_or_default(), parsed),
+        Err(e) => {
+            tracing::error!(size, error = %e, "the mail parser panicked");
+            (
+                Vec::new(),
+                Err(ParseError::Unparseable(
+                    "the parser failed on this mail".into(),
+                )),
+            )
+        }
+    }
+}
+
 /// Parses one raw message (as fetched with `BODY.PEEK[]`).
 ///
 /// Linear in the size of the input; never panics.
@@ -1179,11 +1207,18 @@ fn is_outlook_header(lines: &[&str], i: usize) -> bool {
     ];
     let is =
         |line: &str, set: &[&str]| field_label(line).is_some_and(|l| set.contains(&l.as_str()));
-    if !is(lines[i], &FROM) {
-        return false;
-    }
+    // Outlook writes From/Sent/To/Subject; Outlook for Mac and some
+    // webmails start with the date (Date/Subject/From/To). Either way the
+    // next four lines hold the other labels.
     let window = &lines[i + 1..lines.len().min(i + 5)];
-    if !(window.iter().any(|l| is(l, &SENT)) && window.iter().any(|l| is(l, &TO_SUBJECT))) {
+    let block = if is(lines[i], &FROM) {
+        window.iter().any(|l| is(l, &SENT)) && window.iter().any(|l| is(l, &TO_SUBJECT))
+    } else if is(lines[i], &SENT) {
+        window.iter().any(|l| is(l, &FROM)) && window.iter().any(|l| is(l, &TO_SUBJECT))
+    } else {
+        false
+    };
+    if !block {
         return false;
     }
     // A forwarded message the customer wants us to read is not history.
@@ -2166,6 +2201,73 @@ mod tests {
         assert_eq!(m.visible_text, "Yes, that fixed it.\n\nDave");
     }
 
+    /// Issue 11 item 2: each client's own way of quoting our mail is cut,
+    /// in plain text and in HTML, in English and the common other
+    /// languages. The fixtures (tests/fixtures/mail/gen_mail_fixtures.py,
+    /// `client_replies`) say which client each imitates.
+    #[test]
+    fn each_clients_quoted_history_is_cut() {
+        let cases: [(&str, &[u8], &str); 9] = [
+            (
+                "Outlook on the web (HTML, <hr>)",
+                fixture!("client_outlook_web"),
+                "It works again, thanks!",
+            ),
+            (
+                "Outlook desktop, German",
+                fixture!("client_outlook_de"),
+                "Danke, jetzt geht es wieder.\n\nGruß\nJonas",
+            ),
+            (
+                "Outlook for Mac, French, date first",
+                fixture!("client_outlook_mac_fr"),
+                "Merci, c'est réparé.",
+            ),
+            (
+                "Outlook desktop, Italian (HTML)",
+                fixture!("client_outlook_it"),
+                "Grazie, ora funziona.",
+            ),
+            (
+                "Outlook desktop, Spanish (HTML)",
+                fixture!("client_outlook_es"),
+                "Gracias, ya funciona.",
+            ),
+            ("Apple Mail", fixture!("client_apple_mail"), "All good now."),
+            (
+                "Thunderbird",
+                fixture!("client_thunderbird"),
+                "Restarted it, fine now.",
+            ),
+            (
+                "Yahoo Mail (HTML)",
+                fixture!("client_yahoo"),
+                "Working again, thank you.",
+            ),
+            (
+                "Samsung Email on Android",
+                fixture!("client_android_samsung"),
+                "Yes it is fixed",
+            ),
+        ];
+        for (client, raw, want) in cases {
+            let m = mail(raw);
+            assert_eq!(m.visible_text, want, "{client}: {:?}", m.text);
+            assert!(
+                m.text.contains("restart the router"),
+                "{client}: the full text keeps the history"
+            );
+        }
+    }
+
+    #[test]
+    fn a_date_line_alone_is_not_a_header_block() {
+        let t = "Date: Tuesday works for me.\nFrom: 9 to 5 I am at the office.";
+        assert_eq!(strip_quotes(t), t);
+        let t = "Date: Tuesday\nSubject: the printer\nThanks";
+        assert_eq!(strip_quotes(t), t);
+    }
+
     #[test]
     fn outlook_from_sent_block_is_cut() {
         let m = mail(fixture!("outlook_block"));
@@ -2373,6 +2475,43 @@ mod tests {
         assert_eq!(b.status.as_deref(), Some("5.1.1"));
         assert_eq!(b.final_recipient.as_deref(), Some("nobody@example.net"));
         assert!(b.permanent);
+    }
+
+    /// Issue 11 item 5: while a 25 MB mail is parsed, other tasks on the
+    /// same (single) async thread keep running. The check is an ordering,
+    /// not a timing: a ticker of five 10 ms sleeps must finish before the
+    /// parse does. Parsed inline, the parse would hold the only thread
+    /// until it was done, and always finish first.
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_mails_are_parsed_off_the_async_thread() {
+        let mut raw = b"From: Jane <jane@example.com>\r\nTo: support@example.com\r\n\
+            Subject: big\r\nMessage-ID: <big@example.com>\r\n\
+            Content-Type: text/html; charset=utf-8\r\n\r\n<html><body>"
+            .to_vec();
+        let para = b"<p>All work and <b>no</b> play makes Jack a dull boy.</p>\r\n";
+        while raw.len() < 25 * 1024 * 1024 {
+            raw.extend_from_slice(para);
+        }
+        raw.extend_from_slice(b"</body></html>\r\n");
+        let size = raw.len();
+        let order = std::sync::Mutex::new(Vec::new());
+        let parse = async {
+            let (back, parsed) = parse_off_thread(raw).await;
+            order.lock().unwrap().push("parse");
+            (back, parsed)
+        };
+        let ticker = async {
+            for _ in 0..5 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            order.lock().unwrap().push("ticker");
+        };
+        let ((back, parsed), ()) = tokio::join!(parse, ticker);
+        assert_eq!(*order.lock().unwrap(), vec!["ticker", "parse"]);
+        assert_eq!(back.len(), size, "the bytes come back");
+        let mail = parsed.expect("parsed");
+        assert_eq!(mail.subject, "big");
+        assert!(mail.text.contains("All work and no play"));
     }
 
     #[test]

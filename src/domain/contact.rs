@@ -27,7 +27,8 @@ impl Phone {
     /// split off first, because the phonenumber crate silently strips some
     /// of them and a `whatsapp:` sender is not the same contact as an SMS one.
     pub fn parse(raw: &str, default_region: &str) -> Result<Phone, ContactError> {
-        let trimmed = raw.trim();
+        let folded = fold_digits(raw);
+        let trimmed = folded.trim();
         let number = trimmed
             .strip_prefix("tel:")
             .or_else(|| trimmed.strip_prefix("sms:"))
@@ -69,6 +70,38 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The first code point (zero) of each block of ten decimal digits a phone
+/// keyboard or a provider may send: Arabic-Indic, Extended Arabic-Indic
+/// (Persian, Urdu), NKo, Devanagari, Bengali, Gurmukhi, Gujarati, Oriya,
+/// Tamil, Telugu, Kannada, Malayalam, Thai, Lao, Tibetan, Myanmar, Khmer,
+/// Mongolian, and the full-width forms of East Asian input methods.
+const DIGIT_ZEROS: [u32; 19] = [
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x17E0, 0x1810, 0xFF10,
+];
+
+/// `+１ ５５５…` and `+١٥٥٥…` are the same number as `+1 555…`: other
+/// scripts' digits and the full-width `＋－（）` and space become ASCII, so
+/// one person never becomes two customers by the keyboard they used.
+fn fold_digits(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            let cp = c as u32;
+            if let Some(zero) = DIGIT_ZEROS.iter().find(|z| (**z..**z + 10).contains(&cp)) {
+                return char::from(b'0' + (cp - zero) as u8);
+            }
+            match c {
+                '＋' => '+',
+                '－' | '‐' | '‑' | '‒' | '–' => '-',
+                '（' => '(',
+                '）' => ')',
+                '\u{3000}' | '\u{00A0}' | '\u{202F}' => ' ',
+                _ => c,
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for Phone {
@@ -196,6 +229,31 @@ mod tests {
             Phone::parse("020 7946 0018", "GB").unwrap().as_str(),
             "+442079460018"
         );
+    }
+
+    #[test]
+    fn other_scripts_digits_are_the_same_number() {
+        for raw in [
+            "＋１ ５５５ ０１０ ０１２３",
+            "+١٥٥٥٠١٠٠١٢٣",
+            "+۱۵۵۵۰۱۰۰۱۲۳",
+            "+१५५५०१००१२३",
+            "（５５５）０１０－０１２３",
+            "+1\u{00A0}555\u{202F}010\u{2011}0123",
+        ] {
+            assert_eq!(
+                Phone::parse(raw, "US").map(|p| p.0),
+                Ok("+15550100123".to_string()),
+                "{raw}"
+            );
+            assert_eq!(
+                Phone::parse_lenient(raw, "US").unwrap().as_str(),
+                "+15550100123",
+                "{raw}"
+            );
+        }
+        // A channel prefix still keeps a different channel's sender apart.
+        assert!(Phone::parse("whatsapp:＋１５５５０１００１２３", "US").is_err());
     }
 
     #[test]

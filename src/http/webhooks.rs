@@ -223,6 +223,24 @@ async fn sms(
     };
     let region = state.config.threading.default_region.as_ref();
     let Some(phone) = Phone::parse_lenient(&inbound.from, region) else {
+        // Signed by Twilio, so the sender is real but not a phone number we
+        // can reply to or thread by (`sip:…`, a short code in another
+        // form): refused, and kept in the rejected log so staff can see it.
+        state.metrics.rejected("webhook", "invalid_sender");
+        tracing::warn!(message_sid = %inbound.message_sid, "inbound SMS from a sender that is not a phone number");
+        let detail = json!({
+            "path": uri.path(),
+            "message_sid": inbound.message_sid,
+            "from": inbound.from,
+            "body": inbound.body,
+        });
+        if let Err(e) = state
+            .store
+            .record_rejected("webhook", "invalid_sender", &detail)
+            .await
+        {
+            tracing::error!(error = %e, "could not record a rejected webhook");
+        }
         return ApiError::bad_request("invalid_parameter", "`From` is not a phone number")
             .into_response();
     };

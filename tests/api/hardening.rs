@@ -567,4 +567,45 @@ both_backends!(
     a_broadcast_job_is_never_done_while_its_recipient_is_queued,
     sms_broadcasts_are_capped_like_replies,
     the_rejected_log_is_capped_and_purged,
+    one_person_is_one_customer_whatever_digits_they_type,
 );
+
+/// Item 12: full-width and Arabic-Indic digits are the same number, so the
+/// same person never becomes two customers; a `whatsapp:` sender stays a
+/// different contact; a sender that is no usable id at all is refused and
+/// kept in the rejected log with the message.
+async fn one_person_is_one_customer_whatever_digits_they_type(b: Backend) {
+    let app = spawn_app(b).await;
+    let first = app.sms_issue("SMdig0001", "+15550100777", "first").await;
+    for (sid, from) in [
+        ("SMdig0002", "＋１５５５０１００７７７"),
+        ("SMdig0003", "+١٥٥٥٠١٠٠٧٧٧"),
+    ] {
+        assert_eq!(app.sms_issue(sid, from, "again").await, first, "{from}");
+    }
+    let r = app
+        .sms("SMdig0004", "whatsapp:+15550100777", "other channel")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let list = app.get("/api/issues?limit=100", &app.admin_token).await;
+    let issues = list.body["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 2, "one issue each: {}", list.text);
+    let wa = issues
+        .iter()
+        .find(|i| i["customer"]["phone"] == "whatsapp:+15550100777")
+        .unwrap_or_else(|| panic!("a WhatsApp sender is another contact: {}", list.text));
+    assert_ne!(wa["id"].as_i64(), Some(first));
+    let long = "9".repeat(80);
+    let r = app.sms("SMdig0005", &long, "who am I").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "invalid_parameter");
+    let log = rejected_log(&app).await;
+    let row = log
+        .iter()
+        .find(|r| r["reason"] == "invalid_sender")
+        .unwrap_or_else(|| panic!("no invalid_sender row: {log:?}"));
+    assert_eq!(row["kind"], "webhook");
+    assert_eq!(row["detail"]["message_sid"], "SMdig0005");
+    assert_eq!(row["detail"]["body"], "who am I");
+    app.stop().await;
+}

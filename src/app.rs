@@ -261,13 +261,6 @@ impl Application {
         ReloadHandle(self.reload_tx.clone())
     }
 
-    /// The metrics listener's address, if it has its own.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-    }
-
     /// Serves until `shutdown` resolves, then drains and returns.
     pub async fn run(
         self,

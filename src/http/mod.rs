@@ -32,6 +32,10 @@ use tokio::sync::Notify;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
 use crate::channels::sms::twilio::TwilioClient;
 use crate::config::Config;
 use crate::store::Store;
@@ -86,12 +90,57 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(request_spans())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(head_limits))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
         .with_state(state)
+}
+
+/// One span per request, so every log line a handler writes carries the
+/// request's id (`x-request-id`: the caller's, or a new UUID, echoed in the
+/// response), its method and its route template; the answer's status and
+/// latency are recorded on the span and logged at debug level. The route
+/// is the template (`/issues/{id}`), never the path: paths can hold
+/// secrets (`/welcome/<code>`, `/media/<token>`).
+type SpanFn = fn(&Request) -> tracing::Span;
+type ResponseFn = fn(&Response, Duration, &tracing::Span);
+
+fn request_spans() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, SpanFn, (), ResponseFn> {
+    fn span(req: &Request) -> tracing::Span {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str())
+            .unwrap_or("unmatched");
+        let id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| crate::domain::text::capped(v, 64).0)
+            .unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %crate::metrics::method_label(req.method()),
+            route,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        )
+    }
+    fn done(resp: &Response, latency: Duration, span: &tracing::Span) {
+        span.record("status", resp.status().as_u16());
+        span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+        tracing::debug!(parent: span, "answered");
+    }
+    TraceLayer::new_for_http()
+        .make_span_with(span as SpanFn)
+        .on_request(())
+        .on_response(done as ResponseFn)
 }
 
 async fn not_found() -> error::ApiError {

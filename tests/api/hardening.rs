@@ -568,7 +568,35 @@ both_backends!(
     sms_broadcasts_are_capped_like_replies,
     the_rejected_log_is_capped_and_purged,
     one_person_is_one_customer_whatever_digits_they_type,
+    every_answer_carries_a_request_id,
 );
+
+/// Issue 10 item 7: a request id in every response (the caller's own, or a
+/// new one), the same one the request's log lines carry.
+async fn every_answer_carries_a_request_id(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/healthz", "/api/issues", "/no/such/route"] {
+        let r = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert_eq!(id.len(), 36, "a UUID for {path}: {id}");
+        assert!(seen.insert(id), "ids are fresh per request");
+    }
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", "lb-7f3a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "lb-7f3a");
+    app.stop().await;
+}
 
 /// Item 12: full-width and Arabic-Indic digits are the same number, so the
 /// same person never becomes two customers; a `whatsapp:` sender stays a

@@ -1,5 +1,6 @@
-//! The email channel: SMTP out (replies, notifications). IMAP ingest and
-//! MIME parsing land here next.
+//! The email channel: IMAP in (`imap`: fetching, IDLE, leases), MIME
+//! parsing (`parse`), ingest into the store (`ingest`), and SMTP out for
+//! replies and notifications (`smtp`).
 
 pub mod imap;
 pub mod ingest;

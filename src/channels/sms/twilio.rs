@@ -361,29 +361,6 @@ pub fn map_status(twilio_status: &str) -> Option<&'static str> {
     }
 }
 
-/// Rank for forward-only updates: queued 0 < sending 1 < sent 2 < delivered 3
-/// and failed 3 (both terminal); returns whether `new` may replace `current`.
-///
-/// Callbacks arrive out of order, so only a strictly higher rank wins; the
-/// terminal states never replace each other. An unknown `new` never wins; an
-/// unknown `current` (corrupt row) is replaced by any known status.
-pub fn status_advances(current: &str, new: &str) -> bool {
-    fn rank(s: &str) -> Option<u8> {
-        match s {
-            "queued" => Some(0),
-            "sending" => Some(1),
-            "sent" => Some(2),
-            "delivered" | "failed" => Some(3),
-            _ => None,
-        }
-    }
-    match (rank(current), rank(new)) {
-        (_, None) => false,
-        (None, Some(_)) => true,
-        (Some(c), Some(n)) => n > c,
-    }
-}
-
 /// A generic human text for common Twilio error codes, for when the provider
 /// sent none (status callbacks carry only `ErrorCode`).
 pub fn error_text(code: &str) -> &'static str {
@@ -1378,32 +1355,6 @@ mod tests {
         ];
         for (input, want) in table {
             assert_eq!(map_status(input), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn status_advances_table() {
-        let table = [
-            ("queued", "sending", true),
-            ("queued", "sent", true),
-            ("queued", "delivered", true),
-            ("queued", "failed", true),
-            ("sending", "sent", true),
-            ("sent", "delivered", true),
-            ("sent", "failed", true),
-            ("queued", "queued", false),
-            ("sent", "sent", false),
-            ("sent", "sending", false),
-            ("sent", "queued", false),
-            ("delivered", "sent", false),
-            ("delivered", "failed", false),
-            ("failed", "delivered", false),
-            ("failed", "queued", false),
-            ("queued", "bogus", false),
-            ("bogus", "sent", true),
-        ];
-        for (current, new, want) in table {
-            assert_eq!(status_advances(current, new), want, "{current} -> {new}");
         }
     }
 

@@ -1,0 +1,92 @@
+//! Small pure helpers: backoff, batching, UID sets, and the TLS trust store.
+
+use super::*;
+
+/// `base * 2^attempt`, capped, then scaled by a random factor in [0.5, 1]
+/// so a fleet of workers does not reconnect in lockstep.
+pub(super) fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(20)).min(cap);
+    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+/// Splits sorted `(uid, size)` pairs into batches of at most `max_count`
+/// messages and about `max_bytes` (a larger single message goes alone).
+pub(super) fn batches(
+    items: &[(u32, u64)],
+    max_count: usize,
+    max_bytes: u64,
+) -> Vec<&[(u32, u64)]> {
+    let max_count = max_count.max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, (_, size)) in items.iter().enumerate() {
+        let count = i - start;
+        if count > 0 && (count >= max_count || bytes.saturating_add(*size) > max_bytes) {
+            out.push(&items[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(*size);
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// Sorted UIDs as a compact IMAP set: `1:3,7,9:10`.
+pub(super) fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The trust store: Mozilla's roots plus every certificate in `ca_file`.
+pub(super) async fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file.filter(|p| !p.as_os_str().is_empty()) {
+        let pem = tokio::fs::read(path)
+            .await
+            .map_err(|e| format!("reading ca_file {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!(
+                "ca_file {}: no PEM certificate in it",
+                path.display()
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod password;
 pub mod redact;
 pub mod reload;
+pub mod retry;
 pub mod schedule;
 pub mod serve;
 pub mod store;

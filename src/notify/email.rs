@@ -15,10 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::channels::email::smtp::{NotificationMail, SmtpSender, build_notification, domain_of};
 use crate::channels::health::ChannelHealth;
 use crate::channels::sms::twilio::SendError;
+use crate::retry::Backoff;
 use crate::store::{EmailBatch, Store};
-
-/// Attempts before a notification email is given up.
-const MAX_ATTEMPTS: i64 = 8;
 
 pub struct EmailNotifier {
     pub store: Store,
@@ -113,6 +111,15 @@ impl EmailNotifier {
                 message: e,
             }),
         };
+        // This was attempt `attempts + 1`; the one retry policy decides.
+        let retry = match &result {
+            Err(SendError::Retryable { retry_after, .. }) => Backoff::new(
+                self.base_backoff,
+                self.max_backoff,
+            )
+            .retry_at(batch.attempts + 1, *retry_after, crate::store::now()),
+            _ => None,
+        };
         let outcome = match result {
             Ok(()) => {
                 self.health.success("smtp");
@@ -125,13 +132,9 @@ impl EmailNotifier {
                     .finish_notification_emails(&batch.ids, true, None, None)
                     .await
             }
-            Err(SendError::Retryable { message, .. }) if batch.attempts + 1 < MAX_ATTEMPTS => {
+            Err(SendError::Retryable { message, .. }) if let Some(next) = retry => {
                 self.health.failure("smtp", "smtp_unavailable");
-                let delay =
-                    crate::outbox::backoff(self.base_backoff, self.max_backoff, batch.attempts + 1);
-                tracing::warn!(staff_id = batch.staff_id, error = %message, retry_in_ms = delay.as_millis() as u64, "notification email will be retried");
-                let next = crate::store::now()
-                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+                tracing::warn!(staff_id = batch.staff_id, error = %message, retry_at = %next, "notification email will be retried");
                 self.store
                     .finish_notification_emails(&batch.ids, false, Some(&message), Some(next))
                     .await

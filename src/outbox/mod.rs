@@ -20,8 +20,8 @@ use crate::channels::sms::twilio::{self, SendError, Sender, TwilioClient};
 use crate::domain::{Channel, DeliveryStatus};
 use crate::store::{OutboxJob, Store};
 
-/// Attempts before a temporary failure becomes final.
-pub const MAX_ATTEMPTS: i64 = 10;
+pub use crate::retry::MAX_ATTEMPTS;
+use crate::retry::{Backoff, Next};
 /// How long a claimed item is reserved for its worker.
 const LEASE: Duration = Duration::from_secs(120);
 /// How often the worker looks for due items without being woken.
@@ -74,16 +74,27 @@ fn retry_store(e: crate::store::StoreError) -> SendError {
     }
 }
 
-/// The delay before attempt `attempts + 1`: exponential, capped, with up to
-/// 25 % random jitter so a burst of failures does not retry in lockstep.
-pub fn backoff(base: Duration, max: Duration, attempts: i64) -> Duration {
-    let exp = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
-    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
-    let jitter = raw.mul_f64(rand::random::<f64>() * 0.25);
-    raw + jitter
-}
-
 impl Outbox {
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.base_backoff, self.max_backoff)
+    }
+
+    /// When to try `job` again after `result`, by the one retry policy:
+    /// `None` after a success, a permanent failure, or the last attempt.
+    fn retry_at<T>(
+        &self,
+        job: &OutboxJob,
+        result: &Result<T, SendError>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        match result {
+            Err(SendError::Retryable { retry_after, .. }) => {
+                self.backoff()
+                    .retry_at(job.attempts, *retry_after, crate::store::now())
+            }
+            _ => None,
+        }
+    }
+
     /// Runs until `shutdown`; an item in flight is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!("outbox worker started");
@@ -141,8 +152,11 @@ impl Outbox {
                 code,
                 message,
                 retry_after,
-            }) => {
-                if job.attempts >= MAX_ATTEMPTS {
+            }) => match self
+                .backoff()
+                .after_failure(job.attempts, retry_after, crate::store::now())
+            {
+                Next::GiveUp => {
                     self.metrics.outbox_result(&job.kind, "failed");
                     tracing::warn!(?code, %message, "reply failed: retries exhausted");
                     let code = code.unwrap_or_else(|| "retries_exhausted".into());
@@ -153,20 +167,13 @@ impl Outbox {
                             &format!("gave up after {} attempts: {message}", job.attempts),
                         )
                         .await
-                } else {
+                }
+                Next::Retry(next) => {
                     self.metrics.outbox_result(&job.kind, "retry");
-                    let delay = retry_after
-                        .map(|d| d.min(self.max_backoff))
-                        .unwrap_or_else(|| {
-                            backoff(self.base_backoff, self.max_backoff, job.attempts)
-                        });
-                    tracing::info!(?code, %message, retry_in_ms = delay.as_millis() as u64, "reply will be retried");
-                    let next = crate::store::now()
-                        + chrono::Duration::from_std(delay)
-                            .unwrap_or(chrono::Duration::seconds(60));
+                    tracing::info!(?code, %message, retry_at = %next, "reply will be retried");
                     self.store.outbox_retry(&job, next, &message).await
                 }
-            }
+            },
         };
         if let Err(e) = outcome {
             // The lease expires and the item is tried again.
@@ -268,33 +275,35 @@ impl Outbox {
                 self.metrics.outbox_result("media", "done");
                 self.store.outbox_finish_plain(&job, None).await
             }
-            Err(e) if job.attempts < MAX_ATTEMPTS => {
-                self.metrics.outbox_result("media", "retry");
-                tracing::warn!(error = %e, "media download will be retried");
-                let delay = backoff(self.base_backoff, self.max_backoff, job.attempts);
-                let next = crate::store::now()
-                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
-                self.store.outbox_retry(&job, next, &e).await
-            }
-            Err(e) => {
-                self.metrics.outbox_result("media", "failed");
-                let reason = format!("download failed after {} attempts: {e}", job.attempts);
-                if let Err(e) = self
-                    .store
-                    .add_attachment(
-                        job.message_id,
-                        &filename(&declared),
-                        &declared,
-                        0,
-                        None,
-                        Some(&reason),
-                    )
-                    .await
-                {
-                    tracing::error!(error = %e, "outbox: could not record a refused attachment");
+            Err(e) => match self
+                .backoff()
+                .after_failure(job.attempts, None, crate::store::now())
+            {
+                Next::Retry(next) => {
+                    self.metrics.outbox_result("media", "retry");
+                    tracing::warn!(error = %e, retry_at = %next, "media download will be retried");
+                    self.store.outbox_retry(&job, next, &e).await
                 }
-                self.store.outbox_finish_plain(&job, Some(&reason)).await
-            }
+                Next::GiveUp => {
+                    self.metrics.outbox_result("media", "failed");
+                    let reason = format!("download failed after {} attempts: {e}", job.attempts);
+                    if let Err(e) = self
+                        .store
+                        .add_attachment(
+                            job.message_id,
+                            &filename(&declared),
+                            &declared,
+                            0,
+                            None,
+                            Some(&reason),
+                        )
+                        .await
+                    {
+                        tracing::error!(error = %e, "outbox: could not record a refused attachment");
+                    }
+                    self.store.outbox_finish_plain(&job, Some(&reason)).await
+                }
+            },
         };
         if let Err(e) = recorded {
             tracing::error!(error = %e, "outbox: could not record a media outcome");
@@ -357,8 +366,9 @@ impl Outbox {
                 .await
             }
         };
-        let recorded = match result {
-            Ok(external_id) => {
+        let retry = self.retry_at(&job, &result);
+        let recorded = match (result, retry) {
+            (Ok(external_id), _) => {
                 self.metrics.outbox_result("broadcast", "sent");
                 self.store
                     .finish_broadcast_recipient(
@@ -370,19 +380,11 @@ impl Outbox {
                     )
                     .await
             }
-            Err(SendError::Retryable {
-                message,
-                retry_after,
-                ..
-            }) if job.attempts < MAX_ATTEMPTS => {
+            (Err(SendError::Retryable { message, .. }), Some(next)) => {
                 self.metrics.outbox_result("broadcast", "retry");
-                let delay = retry_after
-                    .unwrap_or_else(|| backoff(self.base_backoff, self.max_backoff, job.attempts));
-                let next = crate::store::now()
-                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
                 self.store.outbox_retry(&job, next, &message).await
             }
-            Err(SendError::Retryable { code, message, .. }) => {
+            (Err(SendError::Retryable { code, message, .. }), None) => {
                 self.metrics.outbox_result("broadcast", "failed");
                 let text = format!(
                     "{}: {message}",
@@ -392,7 +394,7 @@ impl Outbox {
                     .finish_broadcast_recipient(&job, recipient_id, "failed", Some(&text), None)
                     .await
             }
-            Err(SendError::Permanent { code, message }) => {
+            (Err(SendError::Permanent { code, message }), _) => {
                 self.metrics.outbox_result("broadcast", "failed");
                 let text = format!("{code}: {message}");
                 self.store
@@ -459,26 +461,19 @@ impl Outbox {
                 p["unsubscribe"].as_str(),
             )
             .await;
-        let recorded = match result {
-            Ok(id) => {
+        let retry = self.retry_at(&job, &result);
+        let recorded = match (result, retry) {
+            (Ok(id), _) => {
                 self.metrics.outbox_result("digest", "sent");
                 tracing::info!(staff_id, message_id = %id, "digest sent");
                 self.store.outbox_finish_plain(&job, None).await
             }
-            Err(SendError::Retryable {
-                message,
-                retry_after,
-                ..
-            }) if job.attempts < MAX_ATTEMPTS => {
+            (Err(SendError::Retryable { message, .. }), Some(next)) => {
                 self.metrics.outbox_result("digest", "retry");
-                tracing::info!(staff_id, %message, "digest will be retried");
-                let delay = retry_after
-                    .unwrap_or_else(|| backoff(self.base_backoff, self.max_backoff, job.attempts));
-                let next = crate::store::now()
-                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+                tracing::info!(staff_id, %message, retry_at = %next, "digest will be retried");
                 self.store.outbox_retry(&job, next, &message).await
             }
-            Err(e) => {
+            (Err(e), _) => {
                 self.metrics.outbox_result("digest", "failed");
                 let text = match e {
                     SendError::Permanent { code, message } => format!("{code}: {message}"),
@@ -682,22 +677,5 @@ impl Outbox {
             .filter(|s| DeliveryStatus::Sending.may_become(*s))
             .unwrap_or(DeliveryStatus::Sending);
         Ok((sent.sid, status))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_secs(1);
-        let max = Duration::from_secs(60);
-        let first = backoff(base, max, 1);
-        assert!(first >= base && first <= base.mul_f64(1.25));
-        let third = backoff(base, max, 3);
-        assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(5));
-        let late = backoff(base, max, 25);
-        assert!(late >= max && late <= max.mul_f64(1.25));
     }
 }

@@ -2,11 +2,12 @@
 
 use super::*;
 
-/// `base * 2^attempt`, capped, then scaled by a random factor in [0.5, 1]
-/// so a fleet of workers does not reconnect in lockstep.
+/// The reconnect delay after `attempt` failures in a row (0 for the
+/// first): the one retry policy (`crate::retry`), `base * 2^attempt` capped
+/// with up to 25 % jitter, so a fleet of workers does not reconnect in
+/// lockstep.
 pub(super) fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(20)).min(cap);
-    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+    crate::retry::Backoff::new(base, cap).delay(attempt.saturating_add(1))
 }
 
 /// Splits sorted `(uid, size)` pairs into batches of at most `max_count`

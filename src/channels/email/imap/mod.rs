@@ -65,7 +65,6 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{Response, Status};
 use async_imap::types::{Fetch, UnsolicitedResponse};
 use futures::TryStreamExt;
-use rand::Rng;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;

@@ -243,14 +243,3 @@ fn batches_respect_count_and_bytes() {
     assert_eq!(b.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
     assert!(batches(&[], 10, 10).is_empty());
 }
-
-#[test]
-fn backoff_grows_with_jitter_and_is_capped() {
-    let base = Duration::from_secs(1);
-    let cap = Duration::from_secs(300);
-    for attempt in 0..40 {
-        let d = backoff(attempt, base, cap);
-        let full = base.saturating_mul(1 << attempt.min(20)).min(cap);
-        assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-    }
-}

@@ -516,6 +516,17 @@ impl Store {
         })
     }
 
+    /// The query plans behind `list_issues(filter, caller)`, one line per
+    /// plan node and an empty line after each query. Public for the plan
+    /// tests, which fail on a full scan of `issues` or `messages`.
+    pub async fn explain_list_issues(
+        &self,
+        filter: &IssueFilter,
+        caller: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        read!(self, |c, q| q::explain_list_issues(c, filter, caller).await)
+    }
+
     pub async fn issue(&self, id: i64, caller: i64) -> Result<IssueView, StoreError> {
         read!(self, |c, q| q::issue_view(c, id, caller).await)?.ok_or(StoreError::NotFound("issue"))
     }

@@ -47,7 +47,20 @@ pub mod q {
             " FOR UPDATE SKIP LOCKED"
         };
     }
+    /// What turns a query into its plan, and the column the plan's text
+    /// is in (for the plan tests).
+    macro_rules! explain {
+        () => {
+            "EXPLAIN "
+        };
+    }
+    macro_rules! plan_column {
+        () => {
+            0
+        };
+    }
     include!("sql.rs");
     include!("web_sql.rs");
     include!("tracker_sql.rs");
+    include!("list_sql.rs");
 }

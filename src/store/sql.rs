@@ -187,51 +187,58 @@ pub async fn staff_by_token(
 
 // ---------------------------------------------------------------- issues
 
+/// The SELECT behind every issue view, in three pieces so that a query
+/// built with `QueryBuilder` (the list, `list_sql.rs`) can bind the caller
+/// where `issue_select!` writes a numbered parameter: the columns up to the
+/// first caller placeholder, the text between the two, and the FROM.
+macro_rules! issue_select_head {
+    () => {
+        "SELECT i.id, i.customer_id, i.channel, i.subject, i.status, i.assignee_id,
+                i.resolution, i.previous_issue_id, i.ack_only, i.created_at, i.updated_at,
+                i.last_message_at, i.closed_at, i.closed_by,
+                cu.name AS customer_name,
+                (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
+                    AND ct.kind = 'phone' ORDER BY ct.id LIMIT 1) AS customer_phone,
+                (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
+                    AND ct.kind = 'email' ORDER BY ct.id LIMIT 1) AS customer_email,
+                a.name AS assignee_name,
+                cb.name AS closed_by_name,
+                (SELECT m.body FROM messages m WHERE m.issue_id = i.id AND m.kind <> 'event'
+                    ORDER BY m.id DESC LIMIT 1) AS last_message_preview,
+                (SELECT COUNT(*) FROM messages m WHERE m.issue_id = i.id
+                    AND m.kind <> 'event') AS message_count,
+                EXISTS (SELECT 1 FROM messages m WHERE m.issue_id = i.id
+                    AND NOT (m.author_type = 'staff' AND m.author_id = "
+    };
+}
+macro_rules! issue_select_mid {
+    () => {
+        ")
+                    AND m.id > COALESCE((SELECT r.read_up_to FROM issue_reads r
+                        WHERE r.issue_id = i.id AND r.staff_id = "
+    };
+}
+macro_rules! issue_select_tail {
+    () => {
+        "), 0)) AS unread
+         FROM issues i
+         JOIN customers cu ON cu.id = i.customer_id
+         LEFT JOIN staff a ON a.id = i.assignee_id
+         LEFT JOIN staff cb ON cb.id = i.closed_by "
+    };
+}
+
 /// The SELECT behind every issue view; `$caller` is the parameter holding
 /// the caller's staff id (for `unread`).
 macro_rules! issue_select {
     ($caller:literal) => {
         concat!(
-            "SELECT i.id, i.customer_id, i.channel, i.subject, i.status, i.assignee_id,
-                    i.resolution, i.previous_issue_id, i.ack_only, i.created_at, i.updated_at,
-                    i.last_message_at, i.closed_at, i.closed_by,
-                    cu.name AS customer_name,
-                    (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
-                        AND ct.kind = 'phone' ORDER BY ct.id LIMIT 1) AS customer_phone,
-                    (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
-                        AND ct.kind = 'email' ORDER BY ct.id LIMIT 1) AS customer_email,
-                    a.name AS assignee_name,
-                    cb.name AS closed_by_name,
-                    (SELECT m.body FROM messages m WHERE m.issue_id = i.id AND m.kind <> 'event'
-                        ORDER BY m.id DESC LIMIT 1) AS last_message_preview,
-                    (SELECT COUNT(*) FROM messages m WHERE m.issue_id = i.id
-                        AND m.kind <> 'event') AS message_count,
-                    EXISTS (SELECT 1 FROM messages m WHERE m.issue_id = i.id
-                        AND NOT (m.author_type = 'staff' AND m.author_id = ",
+            issue_select_head!(),
             $caller,
-            ")
-                        AND m.id > COALESCE((SELECT r.read_up_to FROM issue_reads r
-                            WHERE r.issue_id = i.id AND r.staff_id = ",
+            issue_select_mid!(),
             $caller,
-            "), 0)) AS unread
-             FROM issues i
-             JOIN customers cu ON cu.id = i.customer_id
-             LEFT JOIN staff a ON a.id = i.assignee_id
-             LEFT JOIN staff cb ON cb.id = i.closed_by "
+            issue_select_tail!()
         )
-    };
-}
-
-/// The list filters; parameters $1–$5 (see `list_issues`).
-macro_rules! issue_filters {
-    () => {
-        " ($1 IS NULL OR i.customer_id = $1)
-          AND ($2 = 'any' OR ($2 = 'none' AND i.assignee_id IS NULL)
-               OR ($2 = 'id' AND i.assignee_id = $3))
-          AND ($4 IS NULL OR i.id = $5 OR LOWER(i.subject) LIKE $4 ESCAPE '\\'
-               OR LOWER(cu.name) LIKE $4 ESCAPE '\\'
-               OR EXISTS (SELECT 1 FROM contacts ct WHERE ct.customer_id = i.customer_id
-                          AND LOWER(ct.value) LIKE $4 ESCAPE '\\')) "
     };
 }
 
@@ -318,88 +325,6 @@ pub async fn issue_view(
         .fetch_optional(&mut *c)
         .await?;
     Ok(row.map(IssueRow::into_view))
-}
-
-/// Binds the shared filter parameters $1–$5.
-fn filter_params(f: &IssueFilter) -> (Option<i64>, &'static str, Option<i64>, Option<String>, Option<i64>) {
-    let (mode, who) = match f.assignee {
-        None => ("any", None),
-        Some(AssigneeFilter::None) => ("none", None),
-        Some(AssigneeFilter::Staff(id)) => ("id", Some(id)),
-    };
-    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    let pattern = q.map(|q| {
-        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        format!("%{escaped}%")
-    });
-    let as_id = q.and_then(|q| q.trim_start_matches('#').parse::<i64>().ok());
-    (f.customer, mode, who, pattern, as_id)
-}
-
-pub async fn list_issues(
-    c: &mut Conn,
-    f: &IssueFilter,
-    caller: i64,
-) -> Result<Vec<IssueView>, StoreError> {
-    let (customer, mode, who, pattern, as_id) = filter_params(f);
-    let status = match f.status {
-        None | Some(StatusFilter::Open) => "open",
-        Some(StatusFilter::Is(s)) => s.as_str(),
-    };
-    let (cursor_at, cursor_id) = match f.cursor {
-        Some((at, id)) => (Some(at), Some(id)),
-        None => (None, None),
-    };
-    let rows: Vec<IssueRow> = sqlx::query_as(concat!(
-        issue_select!("$7"),
-        " WHERE ",
-        issue_filters!(),
-        " AND (($6 = 'open' AND i.status <> 'closed') OR i.status = $6)
-          AND ($8 IS NULL OR i.last_message_at < $8 OR (i.last_message_at = $8 AND i.id < $9))
-          ORDER BY i.last_message_at DESC, i.id DESC LIMIT $10"
-    ))
-    .bind(customer)
-    .bind(mode)
-    .bind(who)
-    .bind(pattern)
-    .bind(as_id)
-    .bind(status)
-    .bind(caller)
-    .bind(cursor_at)
-    .bind(cursor_id)
-    .bind(f.limit)
-    .fetch_all(&mut *c)
-    .await?;
-    Ok(rows.into_iter().map(IssueRow::into_view).collect())
-}
-
-pub async fn count_issues(c: &mut Conn, f: &IssueFilter) -> Result<IssueCounts, StoreError> {
-    let (customer, mode, who, pattern, as_id) = filter_params(f);
-    let rows = sqlx::query(concat!(
-        "SELECT i.status AS status, COUNT(*) AS n FROM issues i
-         JOIN customers cu ON cu.id = i.customer_id WHERE ",
-        issue_filters!(),
-        " GROUP BY i.status"
-    ))
-    .bind(customer)
-    .bind(mode)
-    .bind(who)
-    .bind(pattern)
-    .bind(as_id)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut counts = IssueCounts::default();
-    for r in rows {
-        let status: String = r.try_get("status")?;
-        let n: i64 = r.try_get("n")?;
-        match IssueStatus::parse(&status) {
-            Some(IssueStatus::Unassigned) => counts.unassigned = n,
-            Some(IssueStatus::Assigned) => counts.assigned = n,
-            Some(IssueStatus::Closed) => counts.closed = n,
-            None => {}
-        }
-    }
-    Ok(counts)
 }
 
 #[derive(sqlx::FromRow)]

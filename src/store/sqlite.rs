@@ -55,7 +55,20 @@ pub mod q {
             ""
         };
     }
+    /// What turns a query into its plan, and the column the plan's text
+    /// is in (for the plan tests).
+    macro_rules! explain {
+        () => {
+            "EXPLAIN QUERY PLAN "
+        };
+    }
+    macro_rules! plan_column {
+        () => {
+            "detail"
+        };
+    }
     include!("sql.rs");
     include!("web_sql.rs");
     include!("tracker_sql.rs");
+    include!("list_sql.rs");
 }

@@ -30,6 +30,7 @@ mod merge;
 mod metrics;
 mod notifications;
 mod openapi;
+mod query_plans;
 mod sms;
 mod smtp_sink;
 mod spawn;

@@ -12,3 +12,40 @@ CREATE INDEX issues_assignee_activity ON issues (assignee_id, status, last_messa
 CREATE INDEX issues_customer_activity ON issues (customer_id, last_message_at DESC, id DESC);
 -- The default view (open): about 1% of the issues, so a small index.
 CREATE INDEX issues_open_activity ON issues (last_message_at DESC, id DESC) WHERE status <> 'closed';
+
+-- Counts per status and assignee (issue 12): the list's `counts` read these
+-- few rows instead of counting every closed issue on each request. The
+-- trigger keeps them in step in the writer's own transaction, whoever the
+-- writer is (ingest, staff actions, jobs, merges, a hand-run UPDATE).
+-- `assignee_id` is 0 for no assignee, so the key has no NULL in it.
+CREATE TABLE issue_counters (
+    status      TEXT NOT NULL,
+    assignee_id BIGINT NOT NULL,
+    n           BIGINT NOT NULL,
+    PRIMARY KEY (status, assignee_id)
+);
+INSERT INTO issue_counters (status, assignee_id, n)
+    SELECT status, COALESCE(assignee_id, 0), COUNT(*) FROM issues
+    GROUP BY status, COALESCE(assignee_id, 0);
+
+CREATE FUNCTION issue_counters_track() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.status IS NOT DISTINCT FROM NEW.status
+       AND OLD.assignee_id IS NOT DISTINCT FROM NEW.assignee_id THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE issue_counters SET n = n - 1
+            WHERE status = OLD.status AND assignee_id = COALESCE(OLD.assignee_id, 0);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO issue_counters (status, assignee_id, n)
+            VALUES (NEW.status, COALESCE(NEW.assignee_id, 0), 1)
+            ON CONFLICT (status, assignee_id) DO UPDATE SET n = issue_counters.n + 1;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER issue_counters_track AFTER INSERT OR DELETE OR UPDATE OF status, assignee_id
+    ON issues FOR EACH ROW EXECUTE FUNCTION issue_counters_track();

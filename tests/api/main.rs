@@ -36,6 +36,7 @@ mod smtp_sink;
 mod spawn;
 mod store_story;
 mod systemd;
+mod tracker_scale;
 mod web_admin;
 mod web_issue;
 mod web_signin;

@@ -49,3 +49,17 @@ $$;
 
 CREATE TRIGGER issue_counters_track AFTER INSERT OR DELETE OR UPDATE OF status, assignee_id
     ON issues FOR EACH ROW EXECUTE FUNCTION issue_counters_track();
+
+-- Each issue's last message preview and message count (non-event messages),
+-- stored on the issue by the store in the transaction that adds, edits or
+-- deletes a message (src/store/sql.rs), so the list reads them from the
+-- row instead of two subqueries into `messages` per issue. The backfill
+-- stores the whole last body; the store shortens it when it reads it.
+ALTER TABLE issues ADD COLUMN last_message_preview TEXT;
+ALTER TABLE issues ADD COLUMN message_count BIGINT NOT NULL DEFAULT 0;
+UPDATE issues SET
+    message_count = (SELECT COUNT(*) FROM messages m
+                     WHERE m.issue_id = issues.id AND m.kind <> 'event'),
+    last_message_preview = (SELECT m.body FROM messages m
+                            WHERE m.issue_id = issues.id AND m.kind <> 'event'
+                            ORDER BY m.id DESC LIMIT 1);

@@ -203,10 +203,7 @@ macro_rules! issue_select_head {
                     AND ct.kind = 'email' ORDER BY ct.id LIMIT 1) AS customer_email,
                 a.name AS assignee_name,
                 cb.name AS closed_by_name,
-                (SELECT m.body FROM messages m WHERE m.issue_id = i.id AND m.kind <> 'event'
-                    ORDER BY m.id DESC LIMIT 1) AS last_message_preview,
-                (SELECT COUNT(*) FROM messages m WHERE m.issue_id = i.id
-                    AND m.kind <> 'event') AS message_count,
+                i.last_message_preview, i.message_count,
                 EXISTS (SELECT 1 FROM messages m WHERE m.issue_id = i.id
                     AND NOT (m.author_type = 'staff' AND m.author_id = "
     };
@@ -561,8 +558,40 @@ pub async fn insert_message(c: &mut Conn, m: &NewMessage<'_>) -> Result<i64, Sto
     .bind(m.mailbox)
     .fetch_one(&mut *c)
     .await?;
+    if m.kind != MessageKind::Event {
+        // The list's preview and count, kept on the issue (migration 0010).
+        sqlx::query(
+            "UPDATE issues SET message_count = message_count + 1, last_message_preview = $2
+             WHERE id = $1",
+        )
+        .bind(m.issue_id)
+        .bind(preview(m.body))
+        .execute(&mut *c)
+        .await?;
+    }
     stream_event(c, "message", None, Some(m.issue_id), Some(id), m.created_at).await?;
     Ok(id)
+}
+
+/// Recomputes an issue's stored preview and message count from its
+/// messages, after a message was edited or deleted (rare: comments only).
+async fn refresh_summary(c: &mut Conn, issue_id: i64) -> Result<(), StoreError> {
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT body FROM messages WHERE issue_id = $1 AND kind <> 'event' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(issue_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    sqlx::query(
+        "UPDATE issues SET last_message_preview = $2, message_count =
+             (SELECT COUNT(*) FROM messages m WHERE m.issue_id = $1 AND m.kind <> 'event')
+         WHERE id = $1",
+    )
+    .bind(issue_id)
+    .bind(last.as_deref().map(preview))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 /// Records an `event` message; `actor` is `None` for the system.
@@ -797,6 +826,7 @@ pub async fn edit_comment(
         .bind(message_id)
         .fetch_one(&mut *c)
         .await?;
+    refresh_summary(c, issue_id).await?;
     stream_event(c, "message", None, Some(issue_id), Some(message_id), now).await
 }
 
@@ -808,6 +838,7 @@ pub async fn delete_comment(
 ) -> Result<(), StoreError> {
     let issue_id = comment_guard(c, message_id, actor, now).await?;
     sqlx::query("DELETE FROM messages WHERE id = $1").bind(message_id).execute(&mut *c).await?;
+    refresh_summary(c, issue_id).await?;
     touch_issue(c, issue_id, false, now).await?;
     Ok(())
 }

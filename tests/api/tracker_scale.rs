@@ -89,9 +89,49 @@ async fn counters_follow_every_change(b: Backend) {
     app.stop().await;
 }
 
+async fn previews_and_counts_follow_comments(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app
+        .sms_issue(&sid(10), "+15550100301", "First   words\nof it")
+        .await;
+    let item = |l: Value| l["issues"][0].clone();
+    let first = item(list(&app, "").await);
+    assert_eq!(first["last_message_preview"], "First words of it");
+    assert_eq!(first["message_count"], 1);
+
+    let long = "x".repeat(200);
+    let comment = act(&app, id, "comments", Some(json!({ "body": long }))).await;
+    let cid = comment["id"].as_i64().expect("comment id");
+    let now = item(list(&app, "").await);
+    assert_eq!(now["last_message_preview"], format!("{}…", "x".repeat(139)));
+    assert_eq!(now["message_count"], 2);
+    // Events (take) are neither counted nor previewed.
+    act(&app, id, "take", None).await;
+    assert_eq!(item(list(&app, "").await)["message_count"], 2);
+
+    let edit = Some(json!({ "body": "edited note" }));
+    call(&app, Method::PATCH, &format!("/api/messages/{cid}"), edit).await;
+    let now = item(list(&app, "").await);
+    assert_eq!(now["last_message_preview"], "edited note");
+
+    call(&app, Method::DELETE, &format!("/api/messages/{cid}"), None).await;
+    let now = item(list(&app, "").await);
+    assert_eq!(now["last_message_preview"], "First words of it");
+    assert_eq!(now["message_count"], 1);
+    // The detail view reads the same stored columns.
+    let one = app
+        .get(&format!("/api/issues/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(one.body["message_count"], 1);
+    app.stop().await;
+}
+
 /// A Twilio message sid, unique within a test.
 fn sid(n: u32) -> String {
     format!("SM{n:032x}")
 }
 
-both_backends!(counters_follow_every_change);
+both_backends!(
+    counters_follow_every_change,
+    previews_and_counts_follow_comments,
+);

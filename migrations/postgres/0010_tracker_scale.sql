@@ -63,3 +63,27 @@ UPDATE issues SET
     last_message_preview = (SELECT m.body FROM messages m
                             WHERE m.issue_id = issues.id AND m.kind <> 'event'
                             ORDER BY m.id DESC LIMIT 1);
+
+-- Search (issue 12). Every part of `q` is an index lookup:
+-- * a phone number in any formatting: its digits, reversed, are a prefix of
+--   the contact's reversed E.164 value (so the last 7+ digits are enough);
+--   byte order ("C") so that a range is a prefix;
+CREATE INDEX contacts_phone_reversed ON contacts ((reverse(value)) COLLATE "C")
+    WHERE kind = 'phone';
+-- * an email address or its beginning: a byte-order range on the
+--   (lowercased) value;
+CREATE INDEX contacts_email_prefix ON contacts (value COLLATE "C") WHERE kind = 'email';
+-- * words of the subject, the customer's name and message bodies:
+--   expression GIN indexes on tsvectors ('simple': no stemming, as on
+--   SQLite). An expression index needs no trigger: PostgreSQL keeps it in
+--   step in the writer's transaction. Events are not indexed: their text is
+--   the system's, not the conversation.
+CREATE INDEX issues_subject_fts ON issues USING gin (to_tsvector('simple', subject));
+CREATE INDEX customers_name_fts ON customers USING gin (to_tsvector('simple', name));
+CREATE INDEX messages_body_fts ON messages USING gin (to_tsvector('simple', body))
+    WHERE kind <> 'event';
+-- Email addresses by their words too (`zoo.example` finds
+-- someone@zoo.example); PostgreSQL's parser would keep an address as one
+-- token, so `@` and `.` become spaces first.
+CREATE INDEX contacts_email_words ON contacts
+    USING gin (to_tsvector('simple', translate(value, '@.', '  '))) WHERE kind = 'email';

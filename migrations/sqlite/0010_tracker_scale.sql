@@ -64,3 +64,83 @@ UPDATE issues SET
     last_message_preview = (SELECT m.body FROM messages m
                             WHERE m.issue_id = issues.id AND m.kind <> 'event'
                             ORDER BY m.id DESC LIMIT 1);
+
+-- Search (issue 12). Every part of `q` is an index lookup:
+-- * a phone number in any formatting: its digits, reversed, are a prefix of
+--   the contact's reversed E.164 value (so the last 7+ digits are enough);
+--   SQLite has no reverse(), and an E.164 number has at most 15 digits, so
+--   the expression reverses characters 16 down to 2 (after the `+`);
+CREATE INDEX contacts_phone_reversed ON contacts (
+    substr(value, 16, 1) || substr(value, 15, 1) || substr(value, 14, 1) ||
+    substr(value, 13, 1) || substr(value, 12, 1) || substr(value, 11, 1) ||
+    substr(value, 10, 1) || substr(value, 9, 1) || substr(value, 8, 1) ||
+    substr(value, 7, 1) || substr(value, 6, 1) || substr(value, 5, 1) ||
+    substr(value, 4, 1) || substr(value, 3, 1) || substr(value, 2, 1)
+) WHERE kind = 'phone';
+-- * an email address or its beginning: a range on the (lowercased) value,
+--   served by the UNIQUE (kind, value) index of 0001;
+-- * words of the subject, the customer's name and message bodies: FTS5
+--   external-content tables (the text stays in its own table; the index is
+--   kept in step by triggers in the writer's transaction). Events are not
+--   indexed: their text is the system's, not the conversation.
+CREATE VIRTUAL TABLE issues_fts USING fts5(
+    subject, content = 'issues', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO issues_fts (issues_fts) VALUES ('rebuild');
+CREATE TRIGGER issues_fts_insert AFTER INSERT ON issues BEGIN
+    INSERT INTO issues_fts (rowid, subject) VALUES (NEW.id, NEW.subject);
+END;
+CREATE TRIGGER issues_fts_update AFTER UPDATE OF subject ON issues BEGIN
+    INSERT INTO issues_fts (issues_fts, rowid, subject) VALUES ('delete', OLD.id, OLD.subject);
+    INSERT INTO issues_fts (rowid, subject) VALUES (NEW.id, NEW.subject);
+END;
+CREATE TRIGGER issues_fts_delete AFTER DELETE ON issues BEGIN
+    INSERT INTO issues_fts (issues_fts, rowid, subject) VALUES ('delete', OLD.id, OLD.subject);
+END;
+
+CREATE VIRTUAL TABLE customers_fts USING fts5(
+    name, content = 'customers', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO customers_fts (customers_fts) VALUES ('rebuild');
+CREATE TRIGGER customers_fts_insert AFTER INSERT ON customers BEGIN
+    INSERT INTO customers_fts (rowid, name) VALUES (NEW.id, NEW.name);
+END;
+CREATE TRIGGER customers_fts_update AFTER UPDATE OF name ON customers BEGIN
+    INSERT INTO customers_fts (customers_fts, rowid, name) VALUES ('delete', OLD.id, OLD.name);
+    INSERT INTO customers_fts (rowid, name) VALUES (NEW.id, NEW.name);
+END;
+CREATE TRIGGER customers_fts_delete AFTER DELETE ON customers BEGIN
+    INSERT INTO customers_fts (customers_fts, rowid, name) VALUES ('delete', OLD.id, OLD.name);
+END;
+
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    body, content = 'messages', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE kind <> 'event';
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN NEW.kind <> 'event' BEGIN
+    INSERT INTO messages_fts (rowid, body) VALUES (NEW.id, NEW.body);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages WHEN OLD.kind <> 'event' BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', OLD.id, OLD.body);
+    INSERT INTO messages_fts (rowid, body) VALUES (NEW.id, NEW.body);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN OLD.kind <> 'event' BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', OLD.id, OLD.body);
+END;
+
+-- Email addresses by their words too (`zoo.example` finds
+-- someone@zoo.example): the tokenizer splits at `@` and `.`.
+CREATE VIRTUAL TABLE contacts_fts USING fts5(
+    value, content = 'contacts', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO contacts_fts (rowid, value) SELECT id, value FROM contacts WHERE kind = 'email';
+CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts WHEN NEW.kind = 'email' BEGIN
+    INSERT INTO contacts_fts (rowid, value) VALUES (NEW.id, NEW.value);
+END;
+CREATE TRIGGER contacts_fts_update AFTER UPDATE OF value ON contacts WHEN OLD.kind = 'email' BEGIN
+    INSERT INTO contacts_fts (contacts_fts, rowid, value) VALUES ('delete', OLD.id, OLD.value);
+    INSERT INTO contacts_fts (rowid, value) VALUES (NEW.id, NEW.value);
+END;
+CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts WHEN OLD.kind = 'email' BEGIN
+    INSERT INTO contacts_fts (contacts_fts, rowid, value) VALUES ('delete', OLD.id, OLD.value);
+END;

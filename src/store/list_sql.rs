@@ -27,25 +27,196 @@ fn search_text(f: &IssueFilter) -> Option<&str> {
     f.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
 }
 
-/// The FROM of the inner queries: `customers` is joined only when the
-/// search needs the customer's name.
-fn push_from(qb: &mut sqlx::QueryBuilder<Db>, f: &IssueFilter) {
-    qb.push(" FROM issues i");
-    if search_text(f).is_some() {
-        qb.push(" JOIN customers cu ON cu.id = i.customer_id");
+/// What a search text can mean. Each part is an index lookup; the issues
+/// they find are united (`push_hits`).
+struct Terms {
+    /// `123` or `#123`: that issue.
+    id: Option<i64>,
+    /// A phone number in any formatting (`+1 555-010-1234`,
+    /// `(555) 010-1234`, `5550101234`, or just its last digits, 7 or more
+    /// typed): its digits reversed, a prefix of the reversed E.164 value.
+    phone_reversed: Option<String>,
+    /// One word that may be an email address or its beginning, lowercased.
+    email: Option<String>,
+    /// The words for the full-text indexes, in the backend's syntax.
+    words: Option<String>,
+}
+
+/// The fewest digits a phone search needs, and the fewest characters an
+/// email prefix needs: shorter ones match too many to be useful.
+const MIN_PHONE_DIGITS: usize = 7;
+const MIN_EMAIL_PREFIX: usize = 3;
+/// The most customers a phone or email search brings into the list.
+const MAX_CONTACT_HITS: i64 = 1000;
+
+impl Terms {
+    fn parse(q: &str) -> Terms {
+        let id = q.strip_prefix('#').unwrap_or(q).parse::<i64>().ok();
+        let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+        let phoneish = q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        // A national trunk prefix (`020 7946 0123` for `+44 20 7946 0123`)
+        // is not part of the E.164 number: leading zeros are dropped.
+        let phone_reversed = (phoneish && digits.len() >= MIN_PHONE_DIGITS)
+            .then(|| digits.trim_start_matches('0').chars().rev().collect());
+        let email = (!phoneish
+            && q.chars().count() >= MIN_EMAIL_PREFIX
+            && !q.contains(char::is_whitespace))
+        .then(|| q.to_lowercase());
+        let words: Vec<String> = q
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        // A phone number's digit groups are not words to look for.
+        let words = (phone_reversed.is_none() && !words.is_empty()).then(|| fts_query(&words));
+        Terms { id, phone_reversed, email, words }
+    }
+}
+
+/// Words as a full-text query in the backend's syntax (FTS5 or
+/// `tsquery`): all required; the last one a prefix when it is long enough
+/// to be a cheap one. A word is letters and digits only, so it needs no
+/// escaping in either syntax.
+fn fts_query(words: &[String]) -> String {
+    let last = words.len() - 1;
+    let terms: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(n, w)| {
+            if n == last && w.chars().count() >= 3 {
+                format!(fts_prefix!(), w)
+            } else {
+                format!(fts_word!(), w)
+            }
+        })
+        .collect();
+    terms.join(FTS_AND)
+}
+
+/// A search, with its contact lookups already done.
+pub struct Search {
+    terms: Terms,
+    /// Customers whose phone or email matched.
+    customers: Vec<i64>,
+}
+
+/// The query that finds the customers a phone or email search names, or
+/// `None` when the text is neither.
+fn contacts_query(explain: &str, t: &Terms) -> Option<sqlx::QueryBuilder<Db>> {
+    if t.phone_reversed.is_none() && t.email.is_none() {
+        return None;
+    }
+    let mut qb = sqlx::QueryBuilder::<Db>::new(explain);
+    if let Some(rev) = &t.phone_reversed {
+        qb.push(concat!(
+            "SELECT ct.customer_id FROM contacts ct WHERE ct.kind = 'phone' AND ",
+            phone_reversed!(),
+            " >= "
+        ))
+        .push_bind(rev.clone())
+        .push(concat!(" AND ", phone_reversed!(), " < "))
+        // ':' follows '9': every string that starts with `rev`.
+        .push_bind(format!("{rev}:"));
+    }
+    if let Some(email) = &t.email {
+        if t.phone_reversed.is_some() {
+            qb.push(" UNION ");
+        }
+        qb.push(concat!(
+            "SELECT ct.customer_id FROM contacts ct WHERE ct.kind = 'email' AND ",
+            byte_order!("ct.value"),
+            " >= "
+        ))
+        .push_bind(email.clone())
+        .push(concat!(" AND ", byte_order!("ct.value"), " < "))
+        // Above every string that starts with `email`.
+        .push_bind(format!("{email}\u{10FFFF}"));
+    }
+    qb.push(" LIMIT ").push_bind(MAX_CONTACT_HITS);
+    Some(qb)
+}
+
+/// Reads `f.q` and looks up the contacts it may name. I do that as a query
+/// of its own, not a subquery of the list: the list then gets the few
+/// customer ids as values, and no planner has to guess how many a range
+/// over an expression index finds.
+pub async fn search(c: &mut Conn, f: &IssueFilter) -> Result<Option<Search>, StoreError> {
+    let Some(q) = search_text(f) else { return Ok(None) };
+    let terms = Terms::parse(q);
+    let customers = match contacts_query("", &terms) {
+        Some(mut qb) => qb.build_query_scalar().fetch_all(&mut *c).await?,
+        None => Vec::new(),
+    };
+    Ok(Some(Search { terms, customers }))
+}
+
+/// The ids of the issues a search finds, as one compound SELECT (column
+/// `id`), or one that finds none when the text has nothing to look up.
+fn push_hits(qb: &mut sqlx::QueryBuilder<Db>, s: &Search) {
+    let mut parts = 0;
+    let mut union = |qb: &mut sqlx::QueryBuilder<Db>| {
+        qb.push(if parts == 0 { "" } else { " UNION " });
+        parts += 1;
+    };
+    if let Some(id) = s.terms.id {
+        union(qb);
+        qb.push("SELECT ").push_bind(id).push(" AS id");
+    }
+    if !s.customers.is_empty() {
+        union(qb);
+        qb.push("SELECT s.id AS id FROM issues s WHERE s.customer_id IN (");
+        let mut list = qb.separated(", ");
+        for id in &s.customers {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+    }
+    if let Some(words) = &s.terms.words {
+        union(qb);
+        // The issues of the customers whose name or email has the words.
+        qb.push("SELECT s.id AS id FROM issues s WHERE s.customer_id IN (")
+            .push(fts_name!())
+            .push_bind(words.clone())
+            .push(fts_end!())
+            .push(" UNION ")
+            .push(fts_email!())
+            .push_bind(words.clone())
+            .push(fts_end!())
+            .push(")");
+        union(qb);
+        qb.push(fts_subject!()).push_bind(words.clone()).push(fts_end!());
+        union(qb);
+        qb.push(fts_body!()).push_bind(words.clone()).push(fts_end!());
+    }
+    if parts == 0 {
+        qb.push("SELECT 0 AS id WHERE 1 = 0");
+    }
+}
+
+/// The FROM of the inner queries. A search drives the query from its hits
+/// (`CROSS JOIN` keeps SQLite from scanning issues in order and probing the
+/// hits instead); without one, the filters pick the index.
+fn push_from(qb: &mut sqlx::QueryBuilder<Db>, s: Option<&Search>, started: &mut bool) {
+    match s {
+        Some(s) => {
+            qb.push(" FROM (");
+            push_hits(qb, s);
+            qb.push(") h CROSS JOIN issues i WHERE i.id = h.id");
+            *started = true;
+        }
+        None => {
+            qb.push(" FROM issues i");
+        }
     }
 }
 
 /// The conditions every list filter but `status` adds (what `counts`
-/// honour). The assignee is not here: see `push_assignee`.
+/// honour), besides the search (`push_from`). The assignee is apart: see
+/// `push_assignee`.
 fn push_filters(qb: &mut sqlx::QueryBuilder<Db>, f: &IssueFilter, started: &mut bool) {
     if let Some(customer) = f.customer {
         push_and(qb, started);
         qb.push("i.customer_id = ").push_bind(customer);
-    }
-    if let Some(q) = search_text(f) {
-        push_and(qb, started);
-        push_search(qb, q);
     }
 }
 
@@ -62,26 +233,6 @@ fn push_assignee(qb: &mut sqlx::QueryBuilder<Db>, f: &IssueFilter, started: &mut
             qb.push("i.assignee_id = ").push_bind(id);
         }
     }
-}
-
-/// The search condition (subject, customer name, phone, email, `#id`).
-fn push_search(qb: &mut sqlx::QueryBuilder<Db>, q: &str) {
-    let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    let pattern = format!("%{escaped}%");
-    qb.push("(");
-    if let Ok(id) = q.trim_start_matches('#').parse::<i64>() {
-        qb.push("i.id = ").push_bind(id).push(" OR ");
-    }
-    qb.push("LOWER(i.subject) LIKE ")
-        .push_bind(pattern.clone())
-        .push(" ESCAPE '\\' OR LOWER(cu.name) LIKE ")
-        .push_bind(pattern.clone())
-        .push(
-            " ESCAPE '\\' OR EXISTS (SELECT 1 FROM contacts ct WHERE ct.customer_id = i.customer_id
-              AND LOWER(ct.value) LIKE ",
-        )
-        .push_bind(pattern)
-        .push(" ESCAPE '\\'))");
 }
 
 /// The status condition of the list. `open` with an assignee filter is
@@ -109,7 +260,12 @@ fn push_status(qb: &mut sqlx::QueryBuilder<Db>, f: &IssueFilter, started: &mut b
 
 /// The list query: a page of issue ids chosen through an index in activity
 /// order, then the full rows for that page.
-fn list_query(explain: &str, f: &IssueFilter, caller: i64) -> sqlx::QueryBuilder<Db> {
+fn list_query(
+    explain: &str,
+    f: &IssueFilter,
+    s: Option<&Search>,
+    caller: i64,
+) -> sqlx::QueryBuilder<Db> {
     let mut qb = sqlx::QueryBuilder::<Db>::new(explain);
     qb.push(issue_select_head!());
     qb.push_bind(caller);
@@ -117,8 +273,8 @@ fn list_query(explain: &str, f: &IssueFilter, caller: i64) -> sqlx::QueryBuilder
     qb.push_bind(caller);
     qb.push(issue_select_tail!());
     qb.push(" WHERE i.id IN (SELECT i.id");
-    push_from(&mut qb, f);
     let mut started = false;
+    push_from(&mut qb, s, &mut started);
     push_filters(&mut qb, f, &mut started);
     push_assignee(&mut qb, f, &mut started);
     push_status(&mut qb, f, &mut started);
@@ -140,21 +296,24 @@ fn list_query(explain: &str, f: &IssueFilter, caller: i64) -> sqlx::QueryBuilder
     qb
 }
 
+/// A page of the list; `s` is `search(f)`.
 pub async fn list_issues(
     c: &mut Conn,
     f: &IssueFilter,
+    s: Option<&Search>,
     caller: i64,
 ) -> Result<Vec<IssueView>, StoreError> {
-    let rows: Vec<IssueRow> = list_query("", f, caller).build_query_as().fetch_all(&mut *c).await?;
+    let rows: Vec<IssueRow> =
+        list_query("", f, s, caller).build_query_as().fetch_all(&mut *c).await?;
     Ok(rows.into_iter().map(IssueRow::into_view).collect())
 }
 
 /// The per-status count query over the filtered issues.
-fn count_query(explain: &str, f: &IssueFilter) -> sqlx::QueryBuilder<Db> {
+fn count_query(explain: &str, f: &IssueFilter, s: Option<&Search>) -> sqlx::QueryBuilder<Db> {
     let mut qb = sqlx::QueryBuilder::<Db>::new(explain);
     qb.push("SELECT i.status AS status, COUNT(*) AS n");
-    push_from(&mut qb, f);
     let mut started = false;
+    push_from(&mut qb, s, &mut started);
     push_filters(&mut qb, f, &mut started);
     push_assignee(&mut qb, f, &mut started);
     qb.push(" GROUP BY i.status");
@@ -186,12 +345,17 @@ fn counters_query(explain: &str, f: &IssueFilter) -> Option<sqlx::QueryBuilder<D
 
 /// The query behind `counts`: the counters when they can answer, else a
 /// count over the filtered issues.
-fn counts_query(explain: &str, f: &IssueFilter) -> sqlx::QueryBuilder<Db> {
-    counters_query(explain, f).unwrap_or_else(|| count_query(explain, f))
+fn counts_query(explain: &str, f: &IssueFilter, s: Option<&Search>) -> sqlx::QueryBuilder<Db> {
+    counters_query(explain, f).unwrap_or_else(|| count_query(explain, f, s))
 }
 
-pub async fn count_issues(c: &mut Conn, f: &IssueFilter) -> Result<IssueCounts, StoreError> {
-    let rows = counts_query("", f).build().fetch_all(&mut *c).await?;
+/// The list's `counts`; `s` is `search(f)`.
+pub async fn count_issues(
+    c: &mut Conn,
+    f: &IssueFilter,
+    s: Option<&Search>,
+) -> Result<IssueCounts, StoreError> {
+    let rows = counts_query("", f, s).build().fetch_all(&mut *c).await?;
     let mut counts = IssueCounts::default();
     for r in rows {
         let status: String = r.try_get("status")?;
@@ -206,17 +370,42 @@ pub async fn count_issues(c: &mut Conn, f: &IssueFilter) -> Result<IssueCounts, 
     Ok(counts)
 }
 
-/// The plans of the queries one list request runs (the page and its
-/// counts), one line per plan node, as `EXPLAIN QUERY PLAN` (SQLite) or
+/// The plans of the queries one list request runs (the contact lookup of
+/// a search, the page and its counts), one line per plan node, as `EXPLAIN QUERY PLAN` (SQLite) or
 /// `EXPLAIN` (PostgreSQL) prints them. For the plan tests
 /// (`tests/api/query_plans.rs`), which fail on a full scan.
+///
+/// `prefer_indexes` asks the planner to cost a sequential scan as a last
+/// resort (PostgreSQL's `enable_seqscan = off`; SQLite has no such switch
+/// and needs none), for test databases too small for the planner to see
+/// what an index saves. A plan that still scans has no index to use.
 pub async fn explain_list_issues(
     c: &mut Conn,
     f: &IssueFilter,
     caller: i64,
+    prefer_indexes: bool,
 ) -> Result<Vec<String>, StoreError> {
+    if let (true, Some((set, _))) = (prefer_indexes, PREFER_INDEXES) {
+        sqlx::query(set).execute(&mut *c).await?;
+    }
+    let lines = explain_all(c, f, caller).await;
+    if let (true, Some((_, reset))) = (prefer_indexes, PREFER_INDEXES) {
+        sqlx::query(reset).execute(&mut *c).await?;
+    }
+    lines
+}
+
+async fn explain_all(c: &mut Conn, f: &IssueFilter, caller: i64) -> Result<Vec<String>, StoreError> {
+    let s = search(c, f).await?;
+    let mut queries: Vec<sqlx::QueryBuilder<Db>> = s
+        .as_ref()
+        .and_then(|s| contacts_query(explain!(), &s.terms))
+        .into_iter()
+        .collect();
+    queries.push(list_query(explain!(), f, s.as_ref(), caller));
+    queries.push(counts_query(explain!(), f, s.as_ref()));
     let mut lines = Vec::new();
-    for mut qb in [list_query(explain!(), f, caller), counts_query(explain!(), f)] {
+    for mut qb in queries {
         for r in qb.build().fetch_all(&mut *c).await? {
             lines.push(r.try_get::<String, _>(plan_column!())?);
         }

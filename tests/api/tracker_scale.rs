@@ -4,11 +4,12 @@
 //! or its beginning, customer name, subject and body words, `#id`) finds
 //! what it should on both backends.
 
+use chrono::Utc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::Backend;
-use crate::issues_api::list as list_as;
+use crate::issues_api::{ids, list as list_as};
 use crate::spawn::{TestApp, spawn_app};
 
 async fn list(app: &TestApp, query: &str) -> Value {
@@ -126,12 +127,114 @@ async fn previews_and_counts_follow_comments(b: Backend) {
     app.stop().await;
 }
 
+async fn search_finds_each_kind(b: Backend) {
+    let app = spawn_app(b).await;
+    let printer = app
+        .sms_issue(&sid(21), "+15550101234", "My printer jams")
+        .await;
+    let refund = app
+        .sms_issue(&sid(22), "+442079460123", "Refund for order")
+        .await;
+    let other = app.sms_issue(&sid(23), "+15550109999", "Hello").await;
+    let carol = app
+        .get(&format!("/api/issues/{other}"), &app.admin_token)
+        .await
+        .body["customer"]["id"]
+        .as_i64()
+        .expect("customer id");
+    app.db
+        .exec(&format!(
+            "UPDATE customers SET name = 'Carol Zebrowski' WHERE id = {carol}"
+        ))
+        .await;
+    app.db
+        .exec_at(
+            "INSERT INTO contacts (customer_id, kind, value, opted_out, created_at)
+             VALUES ($2, 'email', 'carol.z@example.com', FALSE, $1)",
+            Utc::now(),
+            carol,
+        )
+        .await;
+    act(
+        &app,
+        other,
+        "comments",
+        Some(json!({ "body": "Customer mentioned the warranty card" })),
+    )
+    .await;
+
+    let find = |q: &'static str| {
+        let app = &app;
+        async move { ids(&list(app, &format!("?q={}", urlencode(q))).await) }
+    };
+    // Phone, in any common formatting, or its last digits.
+    for q in [
+        "+1 555-010-1234",
+        "(555) 010-1234",
+        "5550101234",
+        "+15550101234",
+        "555.010.1234",
+        "0101234",
+    ] {
+        assert_eq!(find(q).await, vec![printer], "{q}");
+    }
+    assert_eq!(find("+44 20 7946 0123").await, vec![refund]);
+    assert_eq!(find("020 7946 0123").await, vec![refund], "national format");
+    // Email: exact, or the beginning of the address, any case.
+    for q in [
+        "carol.z@example.com",
+        "Carol.Z@Example.com",
+        "carol.z@",
+        "carol.z",
+    ] {
+        assert_eq!(find(q).await, vec![other], "{q}");
+    }
+    assert_eq!(find("carol.y@example.com").await, Vec::<i64>::new());
+    // And by the words of the address, such as its domain.
+    assert_eq!(find("example.com").await, vec![other]);
+    // Customer name, subject and body words (a word's beginning is enough).
+    assert_eq!(find("zebrowski").await, vec![other]);
+    assert_eq!(find("Zebrow").await, vec![other]);
+    assert_eq!(find("PRINTER").await, vec![printer]);
+    assert_eq!(find("printer jams").await, vec![printer]);
+    assert_eq!(find("refund").await, vec![refund]);
+    assert_eq!(find("warranty").await, vec![other]);
+    assert_eq!(find("warranty card").await, vec![other]);
+    assert_eq!(find("no-such-word").await, Vec::<i64>::new());
+    act(&app, printer, "take", None).await;
+    // #id and id.
+    assert_eq!(find_id(&app, &format!("%23{refund}")).await, vec![refund]);
+    assert_eq!(find_id(&app, &refund.to_string()).await, vec![refund]);
+    // Counts honour the search.
+    let l = list(&app, "?q=printer").await;
+    assert_eq!(
+        l["counts"],
+        json!({"unassigned": 0, "assigned": 1, "closed": 0})
+    );
+    app.stop().await;
+}
+
 /// A Twilio message sid, unique within a test.
 fn sid(n: u32) -> String {
     format!("SM{n:032x}")
 }
 
+async fn find_id(app: &TestApp, q: &str) -> Vec<i64> {
+    ids(&list(app, &format!("?q={q}")).await)
+}
+
+/// Percent-encodes a query value (only what these tests use).
+fn urlencode(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '.' | '_' => c.to_string(),
+            _ => format!("%{:02X}", c as u32),
+        })
+        .collect()
+}
+
 both_backends!(
     counters_follow_every_change,
     previews_and_counts_follow_comments,
+    search_finds_each_kind,
 );

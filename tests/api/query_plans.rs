@@ -37,7 +37,7 @@ fn upto(n: i64) -> String {
 }
 
 /// Three staff, `ISSUES` customers each with a phone and an email, one
-/// issue each, `MESSAGES_PER_ISSUE` messages per issue; then `ANALYZE`.
+/// issue each, `MESSAGES_PER_ISSUE` messages per issue.
 async fn seed(db: &TestStore, b: Backend) {
     db.exec(&format!(
         "{} INSERT INTO staff (id, email, name, role, active, created_at)
@@ -92,7 +92,6 @@ async fn seed(db: &TestStore, b: Backend) {
         at = at(b, "x")
     ))
     .await;
-    db.exec("ANALYZE").await;
 }
 
 /// Tables (and the aliases the store's SQL gives them) the list must
@@ -203,9 +202,8 @@ fn shapes() -> Vec<(String, IssueFilter)> {
     out
 }
 
-async fn list_queries_use_indexes(b: Backend) {
-    let db = test_store(b).await;
-    seed(&db, b).await;
+/// The plans of every shape that scan what they must not, described.
+async fn scans(db: &TestStore, b: Backend, when: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for (name, f) in shapes() {
         // A search's hits are costed from full-text and range estimates
@@ -217,13 +215,28 @@ async fn list_queries_use_indexes(b: Backend) {
             .await
             .expect("explain the list");
         if std::env::var_os("SHOW_PLANS").is_some() {
-            eprintln!("== {name}\n{}", plan.join("\n"));
+            eprintln!("== {name} ({when})\n{}", plan.join("\n"));
         }
         // The plans of each query, a blank line after each.
         if let Some(line) = full_scan(b, &plan) {
-            failures.push(format!("{name}: {line}\n  {}", plan.join("\n  ")));
+            failures.push(format!("{name} ({when}): {line}\n  {}", plan.join("\n  ")));
         }
     }
+    failures
+}
+
+async fn list_queries_use_indexes(b: Backend) {
+    let db = test_store(b).await;
+    seed(&db, b).await;
+    let mut failures = Vec::new();
+    // A new SQLite database has no statistics (nothing runs ANALYZE), so
+    // its plans must be right without them too; PostgreSQL's autovacuum
+    // analyzes on its own.
+    if b == Backend::Sqlite {
+        failures.extend(scans(&db, b, "no statistics").await);
+    }
+    db.exec("ANALYZE").await;
+    failures.extend(scans(&db, b, "after ANALYZE").await);
     assert!(failures.is_empty(), "full scans:\n{}", failures.join("\n"));
     db.cleanup().await;
 }

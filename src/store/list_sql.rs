@@ -67,8 +67,11 @@ impl Terms {
             .filter(|w| !w.is_empty())
             .map(str::to_lowercase)
             .collect();
-        // A phone number's digit groups are not words to look for.
-        let words = (phone_reversed.is_none() && !words.is_empty()).then(|| fts_query(&words));
+        // A phone number's digit groups are not words to look for, nor are
+        // the parts of a whole address (the range finds it; `example` and
+        // `com` are in every other address). A domain alone is words.
+        let words = (phone_reversed.is_none() && !q.contains('@') && !words.is_empty())
+            .then(|| fts_query(&words));
         Terms { id, phone_reversed, email, words }
     }
 }

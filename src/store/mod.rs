@@ -510,9 +510,26 @@ impl Store {
             _ => filter,
         };
         read!(self, |c, q| {
-            let issues = q::list_issues(c, filter, caller).await?;
-            let counts = q::count_issues(c, filter).await?;
+            let search = q::search(c, filter).await?;
+            let issues = q::list_issues(c, filter, search.as_ref(), caller).await?;
+            let counts = q::count_issues(c, filter, search.as_ref()).await?;
             Ok((issues, counts))
+        })
+    }
+
+    /// The query plans behind `list_issues(filter, caller)`, one line per
+    /// plan node and an empty line after each query. Public for the plan
+    /// tests, which fail on a full scan of `issues` or `messages`;
+    /// `prefer_indexes` is for databases too small for the planner to see
+    /// what an index saves (see `list_sql.rs`).
+    pub async fn explain_list_issues(
+        &self,
+        filter: &IssueFilter,
+        caller: i64,
+        prefer_indexes: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        read!(self, |c, q| {
+            q::explain_list_issues(c, filter, caller, prefer_indexes).await
         })
     }
 

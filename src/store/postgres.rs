@@ -47,8 +47,81 @@ pub mod q {
             " FOR UPDATE SKIP LOCKED"
         };
     }
+    /// What turns a query into its plan, and the column the plan's text
+    /// is in (for the plan tests).
+    macro_rules! explain {
+        () => {
+            "EXPLAIN "
+        };
+    }
+    /// How to make the planner shun sequential scans, and undo it.
+    const PREFER_INDEXES: Option<(&str, &str)> =
+        Some(("SET enable_seqscan = off", "RESET enable_seqscan"));
+    macro_rules! plan_column {
+        () => {
+            0
+        };
+    }
+    /// Search (list_sql.rs): the reversed phone contact, byte-ordered, as
+    /// the expression index of migration 0010 spells it.
+    macro_rules! phone_reversed {
+        () => {
+            "reverse(ct.value) COLLATE \"C\""
+        };
+    }
+    /// A column compared byte by byte, so that a range is a prefix.
+    macro_rules! byte_order {
+        ($col:literal) => {
+            concat!($col, " COLLATE \"C\"")
+        };
+    }
+    /// Full-text lookups: the expression GIN indexes of migration 0010, the
+    /// words bound as a `tsquery`.
+    macro_rules! fts_subject {
+        () => {
+            "SELECT ii.id AS id FROM issues ii
+             WHERE to_tsvector('simple', ii.subject) @@ to_tsquery('simple', "
+        };
+    }
+    macro_rules! fts_body {
+        () => {
+            "SELECT m.issue_id AS id FROM messages m
+             WHERE m.kind <> 'event' AND to_tsvector('simple', m.body) @@ to_tsquery('simple', "
+        };
+    }
+    macro_rules! fts_name {
+        () => {
+            "SELECT cn.id FROM customers cn
+             WHERE to_tsvector('simple', cn.name) @@ to_tsquery('simple', "
+        };
+    }
+    macro_rules! fts_email {
+        () => {
+            "SELECT ce.customer_id FROM contacts ce WHERE ce.kind = 'email'
+             AND to_tsvector('simple', translate(ce.value, '@.', '  ')) @@ to_tsquery('simple', "
+        };
+    }
+    macro_rules! fts_end {
+        () => {
+            ")"
+        };
+    }
+    /// A word of a full-text query, the same as a prefix, and what joins
+    /// words that must all be there (`fts_query` in list_sql.rs).
+    macro_rules! fts_word {
+        () => {
+            "{}"
+        };
+    }
+    macro_rules! fts_prefix {
+        () => {
+            "{}:*"
+        };
+    }
+    const FTS_AND: &str = " & ";
     include!("sql.rs");
     include!("web_sql.rs");
     include!("tracker_sql.rs");
     include!("media_sql.rs");
+    include!("list_sql.rs");
 }

@@ -187,51 +187,55 @@ pub async fn staff_by_token(
 
 // ---------------------------------------------------------------- issues
 
+/// The SELECT behind every issue view, in three pieces so that a query
+/// built with `QueryBuilder` (the list, `list_sql.rs`) can bind the caller
+/// where `issue_select!` writes a numbered parameter: the columns up to the
+/// first caller placeholder, the text between the two, and the FROM.
+macro_rules! issue_select_head {
+    () => {
+        "SELECT i.id, i.customer_id, i.channel, i.subject, i.status, i.assignee_id,
+                i.resolution, i.previous_issue_id, i.ack_only, i.created_at, i.updated_at,
+                i.last_message_at, i.closed_at, i.closed_by,
+                cu.name AS customer_name,
+                (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
+                    AND ct.kind = 'phone' ORDER BY ct.id LIMIT 1) AS customer_phone,
+                (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
+                    AND ct.kind = 'email' ORDER BY ct.id LIMIT 1) AS customer_email,
+                a.name AS assignee_name,
+                cb.name AS closed_by_name,
+                i.last_message_preview, i.message_count,
+                EXISTS (SELECT 1 FROM messages m WHERE m.issue_id = i.id
+                    AND NOT (m.author_type = 'staff' AND m.author_id = "
+    };
+}
+macro_rules! issue_select_mid {
+    () => {
+        ")
+                    AND m.id > COALESCE((SELECT r.read_up_to FROM issue_reads r
+                        WHERE r.issue_id = i.id AND r.staff_id = "
+    };
+}
+macro_rules! issue_select_tail {
+    () => {
+        "), 0)) AS unread
+         FROM issues i
+         JOIN customers cu ON cu.id = i.customer_id
+         LEFT JOIN staff a ON a.id = i.assignee_id
+         LEFT JOIN staff cb ON cb.id = i.closed_by "
+    };
+}
+
 /// The SELECT behind every issue view; `$caller` is the parameter holding
 /// the caller's staff id (for `unread`).
 macro_rules! issue_select {
     ($caller:literal) => {
         concat!(
-            "SELECT i.id, i.customer_id, i.channel, i.subject, i.status, i.assignee_id,
-                    i.resolution, i.previous_issue_id, i.ack_only, i.created_at, i.updated_at,
-                    i.last_message_at, i.closed_at, i.closed_by,
-                    cu.name AS customer_name,
-                    (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
-                        AND ct.kind = 'phone' ORDER BY ct.id LIMIT 1) AS customer_phone,
-                    (SELECT ct.value FROM contacts ct WHERE ct.customer_id = i.customer_id
-                        AND ct.kind = 'email' ORDER BY ct.id LIMIT 1) AS customer_email,
-                    a.name AS assignee_name,
-                    cb.name AS closed_by_name,
-                    (SELECT m.body FROM messages m WHERE m.issue_id = i.id AND m.kind <> 'event'
-                        ORDER BY m.id DESC LIMIT 1) AS last_message_preview,
-                    (SELECT COUNT(*) FROM messages m WHERE m.issue_id = i.id
-                        AND m.kind <> 'event') AS message_count,
-                    EXISTS (SELECT 1 FROM messages m WHERE m.issue_id = i.id
-                        AND NOT (m.author_type = 'staff' AND m.author_id = ",
+            issue_select_head!(),
             $caller,
-            ")
-                        AND m.id > COALESCE((SELECT r.read_up_to FROM issue_reads r
-                            WHERE r.issue_id = i.id AND r.staff_id = ",
+            issue_select_mid!(),
             $caller,
-            "), 0)) AS unread
-             FROM issues i
-             JOIN customers cu ON cu.id = i.customer_id
-             LEFT JOIN staff a ON a.id = i.assignee_id
-             LEFT JOIN staff cb ON cb.id = i.closed_by "
+            issue_select_tail!()
         )
-    };
-}
-
-/// The list filters; parameters $1–$5 (see `list_issues`).
-macro_rules! issue_filters {
-    () => {
-        " ($1 IS NULL OR i.customer_id = $1)
-          AND ($2 = 'any' OR ($2 = 'none' AND i.assignee_id IS NULL)
-               OR ($2 = 'id' AND i.assignee_id = $3))
-          AND ($4 IS NULL OR i.id = $5 OR LOWER(i.subject) LIKE $4 ESCAPE '\\'
-               OR LOWER(cu.name) LIKE $4 ESCAPE '\\'
-               OR EXISTS (SELECT 1 FROM contacts ct WHERE ct.customer_id = i.customer_id
-                          AND LOWER(ct.value) LIKE $4 ESCAPE '\\')) "
     };
 }
 
@@ -318,88 +322,6 @@ pub async fn issue_view(
         .fetch_optional(&mut *c)
         .await?;
     Ok(row.map(IssueRow::into_view))
-}
-
-/// Binds the shared filter parameters $1–$5.
-fn filter_params(f: &IssueFilter) -> (Option<i64>, &'static str, Option<i64>, Option<String>, Option<i64>) {
-    let (mode, who) = match f.assignee {
-        None => ("any", None),
-        Some(AssigneeFilter::None) => ("none", None),
-        Some(AssigneeFilter::Staff(id)) => ("id", Some(id)),
-    };
-    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    let pattern = q.map(|q| {
-        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        format!("%{escaped}%")
-    });
-    let as_id = q.and_then(|q| q.trim_start_matches('#').parse::<i64>().ok());
-    (f.customer, mode, who, pattern, as_id)
-}
-
-pub async fn list_issues(
-    c: &mut Conn,
-    f: &IssueFilter,
-    caller: i64,
-) -> Result<Vec<IssueView>, StoreError> {
-    let (customer, mode, who, pattern, as_id) = filter_params(f);
-    let status = match f.status {
-        None | Some(StatusFilter::Open) => "open",
-        Some(StatusFilter::Is(s)) => s.as_str(),
-    };
-    let (cursor_at, cursor_id) = match f.cursor {
-        Some((at, id)) => (Some(at), Some(id)),
-        None => (None, None),
-    };
-    let rows: Vec<IssueRow> = sqlx::query_as(concat!(
-        issue_select!("$7"),
-        " WHERE ",
-        issue_filters!(),
-        " AND (($6 = 'open' AND i.status <> 'closed') OR i.status = $6)
-          AND ($8 IS NULL OR i.last_message_at < $8 OR (i.last_message_at = $8 AND i.id < $9))
-          ORDER BY i.last_message_at DESC, i.id DESC LIMIT $10"
-    ))
-    .bind(customer)
-    .bind(mode)
-    .bind(who)
-    .bind(pattern)
-    .bind(as_id)
-    .bind(status)
-    .bind(caller)
-    .bind(cursor_at)
-    .bind(cursor_id)
-    .bind(f.limit)
-    .fetch_all(&mut *c)
-    .await?;
-    Ok(rows.into_iter().map(IssueRow::into_view).collect())
-}
-
-pub async fn count_issues(c: &mut Conn, f: &IssueFilter) -> Result<IssueCounts, StoreError> {
-    let (customer, mode, who, pattern, as_id) = filter_params(f);
-    let rows = sqlx::query(concat!(
-        "SELECT i.status AS status, COUNT(*) AS n FROM issues i
-         JOIN customers cu ON cu.id = i.customer_id WHERE ",
-        issue_filters!(),
-        " GROUP BY i.status"
-    ))
-    .bind(customer)
-    .bind(mode)
-    .bind(who)
-    .bind(pattern)
-    .bind(as_id)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut counts = IssueCounts::default();
-    for r in rows {
-        let status: String = r.try_get("status")?;
-        let n: i64 = r.try_get("n")?;
-        match IssueStatus::parse(&status) {
-            Some(IssueStatus::Unassigned) => counts.unassigned = n,
-            Some(IssueStatus::Assigned) => counts.assigned = n,
-            Some(IssueStatus::Closed) => counts.closed = n,
-            None => {}
-        }
-    }
-    Ok(counts)
 }
 
 #[derive(sqlx::FromRow)]
@@ -636,8 +558,40 @@ pub async fn insert_message(c: &mut Conn, m: &NewMessage<'_>) -> Result<i64, Sto
     .bind(m.mailbox)
     .fetch_one(&mut *c)
     .await?;
+    if m.kind != MessageKind::Event {
+        // The list's preview and count, kept on the issue (migration 0010).
+        sqlx::query(
+            "UPDATE issues SET message_count = message_count + 1, last_message_preview = $2
+             WHERE id = $1",
+        )
+        .bind(m.issue_id)
+        .bind(preview(m.body))
+        .execute(&mut *c)
+        .await?;
+    }
     stream_event(c, "message", None, Some(m.issue_id), Some(id), m.created_at).await?;
     Ok(id)
+}
+
+/// Recomputes an issue's stored preview and message count from its
+/// messages, after a message was edited or deleted (rare: comments only).
+async fn refresh_summary(c: &mut Conn, issue_id: i64) -> Result<(), StoreError> {
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT body FROM messages WHERE issue_id = $1 AND kind <> 'event' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(issue_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    sqlx::query(
+        "UPDATE issues SET last_message_preview = $2, message_count =
+             (SELECT COUNT(*) FROM messages m WHERE m.issue_id = $1 AND m.kind <> 'event')
+         WHERE id = $1",
+    )
+    .bind(issue_id)
+    .bind(last.as_deref().map(preview))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 /// Records an `event` message; `actor` is `None` for the system.
@@ -872,6 +826,7 @@ pub async fn edit_comment(
         .bind(message_id)
         .fetch_one(&mut *c)
         .await?;
+    refresh_summary(c, issue_id).await?;
     stream_event(c, "message", None, Some(issue_id), Some(message_id), now).await
 }
 
@@ -883,6 +838,7 @@ pub async fn delete_comment(
 ) -> Result<(), StoreError> {
     let issue_id = comment_guard(c, message_id, actor, now).await?;
     sqlx::query("DELETE FROM messages WHERE id = $1").bind(message_id).execute(&mut *c).await?;
+    refresh_summary(c, issue_id).await?;
     touch_issue(c, issue_id, false, now).await?;
     Ok(())
 }
@@ -2005,7 +1961,9 @@ pub async fn mark_notifications_read(
 /// Open issues with messages the caller has not read (the red badge).
 pub async fn unread_issues(c: &mut Conn, staff_id: i64) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM issues i WHERE i.status <> 'closed' AND EXISTS (
+        // `IN` rather than `<> 'closed'`: two index ranges over the open
+        // issues instead of a scan of every issue (issue 12).
+        "SELECT COUNT(*) FROM issues i WHERE i.status IN ('unassigned', 'assigned') AND EXISTS (
             SELECT 1 FROM messages m WHERE m.issue_id = i.id
               AND NOT (m.author_type = 'staff' AND m.author_id = $1)
               AND m.id > COALESCE((SELECT r.read_up_to FROM issue_reads r

@@ -55,8 +55,82 @@ pub mod q {
             ""
         };
     }
+    /// What turns a query into its plan, and the column the plan's text
+    /// is in (for the plan tests).
+    macro_rules! explain {
+        () => {
+            "EXPLAIN QUERY PLAN "
+        };
+    }
+    /// How to make the planner shun sequential scans, and undo it.
+    const PREFER_INDEXES: Option<(&str, &str)> = None;
+    macro_rules! plan_column {
+        () => {
+            "detail"
+        };
+    }
+    /// Search (list_sql.rs): the reversed digits of a phone contact, as
+    /// the expression index of migration 0010 spells it (SQLite has no
+    /// reverse(); E.164 has at most 15 digits after the `+`).
+    macro_rules! phone_reversed {
+        () => {
+            "(substr(ct.value, 16, 1) || substr(ct.value, 15, 1) || substr(ct.value, 14, 1) ||
+              substr(ct.value, 13, 1) || substr(ct.value, 12, 1) || substr(ct.value, 11, 1) ||
+              substr(ct.value, 10, 1) || substr(ct.value, 9, 1) || substr(ct.value, 8, 1) ||
+              substr(ct.value, 7, 1) || substr(ct.value, 6, 1) || substr(ct.value, 5, 1) ||
+              substr(ct.value, 4, 1) || substr(ct.value, 3, 1) || substr(ct.value, 2, 1))"
+        };
+    }
+    /// A column compared byte by byte (SQLite's default BINARY collation).
+    macro_rules! byte_order {
+        ($col:literal) => {
+            $col
+        };
+    }
+    /// Full-text lookups: FTS5 tables, the words bound after `MATCH`.
+    macro_rules! fts_subject {
+        () => {
+            "SELECT rowid AS id FROM issues_fts WHERE issues_fts MATCH "
+        };
+    }
+    macro_rules! fts_body {
+        () => {
+            "SELECT m.issue_id AS id FROM messages_fts
+             JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH "
+        };
+    }
+    macro_rules! fts_name {
+        () => {
+            "SELECT rowid FROM customers_fts WHERE customers_fts MATCH "
+        };
+    }
+    macro_rules! fts_email {
+        () => {
+            "SELECT ce.customer_id FROM contacts_fts
+             JOIN contacts ce ON ce.id = contacts_fts.rowid WHERE contacts_fts MATCH "
+        };
+    }
+    macro_rules! fts_end {
+        () => {
+            ""
+        };
+    }
+    /// A word of a full-text query, the same as a prefix, and what joins
+    /// words that must all be there (`fts_query` in list_sql.rs).
+    macro_rules! fts_word {
+        () => {
+            "\"{}\""
+        };
+    }
+    macro_rules! fts_prefix {
+        () => {
+            "\"{}\"*"
+        };
+    }
+    const FTS_AND: &str = " ";
     include!("sql.rs");
     include!("web_sql.rs");
     include!("tracker_sql.rs");
     include!("media_sql.rs");
+    include!("list_sql.rs");
 }

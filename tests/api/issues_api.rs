@@ -141,13 +141,13 @@ async fn events(app: &TestApp, id: i64) -> Vec<Value> {
 }
 
 /// The caller's view of the list for a query string.
-async fn list(app: &TestApp, query: &str, token: &str) -> Value {
+pub(crate) async fn list(app: &TestApp, query: &str, token: &str) -> Value {
     let r = app.get(&format!("/api/issues{query}"), token).await;
     assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
     r.body
 }
 
-fn ids(list: &Value) -> Vec<i64> {
+pub(crate) fn ids(list: &Value) -> Vec<i64> {
     list["issues"]
         .as_array()
         .expect("issues")

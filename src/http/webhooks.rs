@@ -37,6 +37,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::channels::sms::twilio::{self, EMPTY_TWIML, InboundSms, StatusCallback};
 use crate::domain::{Channel, Contact, DeliveryStatus, Phone};
 use crate::store::{Inbound, IngestOptions, IngestOutcome};
+use crate::web::session::ClientAddr;
 
 /// SPEC §3.2: a webhook body over 64 KiB is refused with 413.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -77,6 +78,7 @@ fn twiml() -> Response {
 /// returns the response to send.
 async fn verify(
     state: &AppState,
+    client: Option<&str>,
     uri: &Uri,
     headers: &HeaderMap,
     params: &[(String, String)],
@@ -137,7 +139,7 @@ async fn verify(
     let detail = json!({ "path": uri.path(), "expected_url": url, "message_sid": sid });
     if let Err(e) = state
         .store
-        .record_rejected("webhook", reason, &detail)
+        .record_rejected_from("webhook", reason, client, &detail)
         .await
     {
         tracing::error!(error = %e, "could not record a rejected webhook");
@@ -169,6 +171,7 @@ async fn verify(
 async fn sms(
     State(state): State<AppState>,
     uri: Uri,
+    client: ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -189,7 +192,7 @@ async fn sms(
                 let detail = json!({ "path": uri.path(), "content_length": declared });
                 if let Err(e) = state
                     .store
-                    .record_rejected("webhook", "too_large", &detail)
+                    .record_rejected_from("webhook", "too_large", client.0.as_deref(), &detail)
                     .await
                 {
                     tracing::error!(error = %e, "could not record a rejected webhook");
@@ -199,7 +202,7 @@ async fn sms(
         }
     };
     let params = twilio::parse_form(&body);
-    if let Err(resp) = verify(&state, &uri, &headers, &params).await {
+    if let Err(resp) = verify(&state, client.0.as_deref(), &uri, &headers, &params).await {
         return resp;
     }
     let params = without_nul(params);
@@ -362,6 +365,7 @@ async fn poison(
 async fn status(
     State(state): State<AppState>,
     uri: Uri,
+    client: ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -373,7 +377,7 @@ async fn status(
         Err(e) => return ApiError::from(e).into_response(),
     };
     let params = twilio::parse_form(&body);
-    if let Err(resp) = verify(&state, &uri, &headers, &params).await {
+    if let Err(resp) = verify(&state, client.0.as_deref(), &uri, &headers, &params).await {
         return resp;
     }
     let params = without_nul(params);

@@ -246,6 +246,9 @@ enum Backend {
 }
 
 /// The database. Cheap to clone (it holds a pool).
+/// Repeats of one rejection from one source within this long share a row.
+pub const REJECTED_GROUPING: Duration = Duration::from_secs(3600);
+
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
@@ -785,12 +788,37 @@ impl Store {
         reason: &str,
         detail: &serde_json::Value,
     ) -> Result<i64, StoreError> {
+        self.record_rejected_from(kind, reason, None, detail).await
+    }
+
+    /// Records a rejection from `source` (a client address): a repeat of
+    /// the same kind and reason from the same source within
+    /// [`REJECTED_GROUPING`] adds one to the newest such row instead of
+    /// writing another, so a flood costs a counter, not disk.
+    pub async fn record_rejected_from(
+        &self,
+        kind: &str,
+        reason: &str,
+        source: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
         let now = now();
+        let since = now - chrono::Duration::from_std(REJECTED_GROUPING).unwrap_or_default();
         let detail = cap_detail(detail);
-        write_tx!(self, |c, q| q::insert_rejected(
-            c, kind, reason, &detail, now
-        )
-        .await)
+        let source = source.map(|s| domain::text::capped(s, REJECTED_FIELD_CHARS).0);
+        write_tx!(self, |c, q| {
+            let grouped = match source.as_deref() {
+                Some(src) => q::repeat_rejected(c, kind, reason, src, since, now).await,
+                None => Ok(None),
+            };
+            match grouped {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => {
+                    q::insert_rejected(c, kind, reason, source.as_deref(), &detail, now).await
+                }
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Retention: deletes rejected-log rows received before `before`.

@@ -173,7 +173,15 @@ pub struct Rejected {
     /// `mail` or `webhook`.
     pub kind: String,
     pub reason: String,
+    /// Where it came from (a webhook's client address), when repeats of
+    /// it are grouped; `null` for mail, each of which is its own row.
+    pub source: Option<String>,
+    /// How many times this was rejected: repeats of the same reason from
+    /// the same source within an hour add to one row.
+    pub repeats: i64,
     pub received_at: DateTime<Utc>,
+    /// The latest repeat (equal to `received_at` for a single one).
+    pub last_received_at: Option<DateTime<Utc>>,
     pub detail: serde_json::Value,
 }
 

@@ -314,6 +314,38 @@ async fn the_rejected_log_is_capped_and_purged(b: Backend) {
         64
     );
     assert_eq!(unsigned["detail"]["message_sid_length"], 60_000);
+    assert_eq!(unsigned["repeats"], 1);
+    assert_eq!(unsigned["source"], "127.0.0.1");
+
+    // A flood of forged webhooks from one address: one row with a count,
+    // not a row each; the metric still counts every one.
+    for n in 0..25 {
+        let sid = format!("SMflood{n}");
+        let r = app
+            .webhook_with_signature(
+                "/webhooks/twilio/sms",
+                &[("MessageSid", sid.as_str()), ("From", ALICE)],
+                Some("forged"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    let log = rejected_log(&app).await;
+    let forged: Vec<_> = log
+        .iter()
+        .filter(|e| e["reason"] == "bad_signature")
+        .collect();
+    assert_eq!(forged.len(), 1, "{log:?}");
+    assert_eq!(forged[0]["repeats"], 25);
+    assert_eq!(
+        forged[0]["detail"]["message_sid"], "SMflood0",
+        "the first is kept"
+    );
+    assert!(
+        forged[0]["last_received_at"].as_str().unwrap()
+            >= forged[0]["received_at"].as_str().unwrap()
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM rejected").await, 3);
 
     use switchboard::config::Dur;
     use switchboard::schedule::{Task, run_task};
@@ -323,7 +355,7 @@ async fn the_rejected_log_is_capped_and_purged(b: Backend) {
     };
     let now = switchboard::store::now();
     run_task(&app.db.store, &task, now).await.unwrap();
-    assert_eq!(app.db.count("SELECT COUNT(*) FROM rejected").await, 2);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM rejected").await, 3);
     run_task(&app.db.store, &task, now + chrono::Duration::days(31))
         .await
         .unwrap();

@@ -33,6 +33,8 @@ struct Row {
     reason: String,
     received: String,
     received_at: String,
+    /// "×N, last …" when repeats were grouped into this row.
+    repeats: Option<String>,
     details: Vec<(String, String)>,
 }
 
@@ -92,6 +94,10 @@ async fn show(
         .map(|r| Row {
             received: when(&r.received_at),
             received_at: r.received_at.to_rfc3339(),
+            repeats: (r.repeats > 1).then(|| {
+                let last = r.last_received_at.unwrap_or(r.received_at);
+                format!("×{}, last {}", r.repeats, when(&last))
+            }),
             details: details(&r.detail),
             kind: r.kind,
             reason: r.reason,

@@ -181,6 +181,20 @@ impl Outbox {
         }
     }
 
+    /// Records a media item that never became a file (refused by its
+    /// declared type or count, or never downloaded), with the reason.
+    async fn refuse_media(
+        &self,
+        message_id: i64,
+        filename: &str,
+        content_type: &str,
+        reason: &str,
+    ) -> Result<i64, crate::store::StoreError> {
+        self.store
+            .add_attachment(message_id, filename, content_type, 0, None, Some(reason))
+            .await
+    }
+
     /// Downloads one MMS media item and stores it as an attachment (or
     /// records why it was refused). Network failures are retried with the
     /// outbox's backoff; the message text was stored long before.
@@ -200,15 +214,7 @@ impl Outbox {
         let outcome: Result<(), String> = async {
             // Refuse by declared type and count before downloading.
             if let Some(reason) = a.refusal(&filename(&declared), &declared, 0, index) {
-                self.store
-                    .add_attachment(
-                        job.message_id,
-                        &filename(&declared),
-                        &declared,
-                        0,
-                        None,
-                        Some(&reason),
-                    )
+                self.refuse_media(job.message_id, &filename(&declared), &declared, &reason)
                     .await
                     .map_err(|e| e.to_string())?;
                 return Ok(());
@@ -253,15 +259,7 @@ impl Outbox {
                 }
                 Err(SendError::Permanent { code, message }) => {
                     let reason = format!("download failed ({code}): {message}");
-                    self.store
-                        .add_attachment(
-                            job.message_id,
-                            &filename(&declared),
-                            &declared,
-                            0,
-                            None,
-                            Some(&reason),
-                        )
+                    self.refuse_media(job.message_id, &filename(&declared), &declared, &reason)
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok(())
@@ -288,15 +286,7 @@ impl Outbox {
                     self.metrics.outbox_result("media", "failed");
                     let reason = format!("download failed after {} attempts: {e}", job.attempts);
                     if let Err(e) = self
-                        .store
-                        .add_attachment(
-                            job.message_id,
-                            &filename(&declared),
-                            &declared,
-                            0,
-                            None,
-                            Some(&reason),
-                        )
+                        .refuse_media(job.message_id, &filename(&declared), &declared, &reason)
                         .await
                     {
                         tracing::error!(error = %e, "outbox: could not record a refused attachment");

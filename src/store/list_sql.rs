@@ -38,8 +38,10 @@ struct Terms {
     phone_reversed: Option<String>,
     /// One word that may be an email address or its beginning, lowercased.
     email: Option<String>,
-    /// The words for the full-text indexes, in the backend's syntax.
-    words: Option<String>,
+    /// The words for the full-text indexes, in the backend's syntax: each
+    /// a whole word, and the same with the last one a prefix (`None` when
+    /// it is too short to be a cheap one).
+    words: Option<FtsQuery>,
 }
 
 /// The fewest digits a phone search needs, and the fewest characters an
@@ -48,6 +50,15 @@ const MIN_PHONE_DIGITS: usize = 7;
 const MIN_EMAIL_PREFIX: usize = 3;
 /// The most customers a phone or email search brings into the list.
 const MAX_CONTACT_HITS: i64 = 1000;
+/// The most hits a word search reads from each full-text source (customer
+/// names, email words, subjects, message bodies): the newest ones, by the
+/// source's row id. A common word (`refund`, in one subject in forty) has
+/// tens of thousands of hits at a million issues; reading and sorting all
+/// of them to show twenty took most of a second. With the cap a search
+/// lists, pages through and counts the issues of its newest hits; when a
+/// source has more, the older ones are left out of the list and the counts
+/// (README, "The Issue Tracker at scale"). Below the cap nothing changes.
+const MAX_WORD_HITS: i64 = 500;
 
 impl Terms {
     fn parse(q: &str) -> Terms {
@@ -71,36 +82,53 @@ impl Terms {
         // the parts of a whole address (the range finds it; `example` and
         // `com` are in every other address). A domain alone is words.
         let words = (phone_reversed.is_none() && !q.contains('@') && !words.is_empty())
-            .then(|| fts_query(&words));
+            .then(|| FtsQuery::new(&words));
         Terms { id, phone_reversed, email, words }
     }
 }
 
-/// Words as a full-text query in the backend's syntax (FTS5 or
-/// `tsquery`): all required; the last one a prefix when it is long enough
-/// to be a cheap one. A word is letters and digits only, so it needs no
-/// escaping in either syntax.
-fn fts_query(words: &[String]) -> String {
-    let last = words.len() - 1;
-    let terms: Vec<String> = words
-        .iter()
-        .enumerate()
-        .map(|(n, w)| {
-            if n == last && w.chars().count() >= 3 {
-                format!(fts_prefix!(), w)
-            } else {
-                format!(fts_word!(), w)
-            }
-        })
-        .collect();
-    terms.join(FTS_AND)
+/// Words as full-text queries in the backend's syntax (FTS5 or
+/// `tsquery`), all required. A word is letters and digits only, so it
+/// needs no escaping in either syntax.
+struct FtsQuery {
+    /// Every word whole.
+    exact: String,
+    /// The last word a prefix, when it is long enough to be a cheap one.
+    prefix: Option<String>,
 }
 
-/// A search, with its contact lookups already done.
+impl FtsQuery {
+    fn new(words: &[String]) -> FtsQuery {
+        let (last, rest) = words.split_last().expect("at least one word");
+        let mut terms: Vec<String> = rest.iter().map(|w| format!(fts_word!(), w)).collect();
+        let prefix = (last.chars().count() >= 3).then(|| {
+            let mut terms = terms.clone();
+            terms.push(format!(fts_prefix!(), last));
+            terms.join(FTS_AND)
+        });
+        terms.push(format!(fts_word!(), last));
+        FtsQuery { exact: terms.join(FTS_AND), prefix }
+    }
+
+    /// The queries to try, in order: whole words rank first; the prefix
+    /// form (which finds the same and more) only when the whole words
+    /// found fewer than the cap. A prefix that begins many words (`refund*`
+    /// also finds `refunds`, `refunded`) makes the index merge every
+    /// matching word's list before it can give the newest hits, which at
+    /// ten million messages costs more than the whole request may.
+    fn tiers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.exact.as_str()).chain(self.prefix.as_deref())
+    }
+}
+
+/// A search, with its contact and full-text lookups already done.
 pub struct Search {
     terms: Terms,
-    /// Customers whose phone or email matched.
+    /// Customers whose phone or email matched, or whose name or email has
+    /// the words.
     customers: Vec<i64>,
+    /// Issues whose subject or one of whose messages has the words.
+    issues: Vec<i64>,
 }
 
 /// The query that finds the customers a phone or email search names, or
@@ -139,18 +167,53 @@ fn contacts_query(explain: &str, t: &Terms) -> Option<sqlx::QueryBuilder<Db>> {
     Some(qb)
 }
 
-/// Reads `f.q` and looks up the contacts it may name. I do that as a query
-/// of its own, not a subquery of the list: the list then gets the few
-/// customer ids as values, and no planner has to guess how many a range
-/// over an expression index finds.
+/// The full-text lookups of a search: for each source, the statements
+/// that give its newest hits (tried in turn until one gives the cap; each
+/// takes the words as `$1` and the cap as `$2`), and whether it finds
+/// customers (else issues).
+const WORD_SOURCES: [(&[&str], bool); 4] = [
+    (fts_name_hits!(), true),
+    (fts_email_hits!(), true),
+    (fts_subject_hits!(), false),
+    (fts_body_hits!(), false),
+];
+
+/// Reads `f.q` and looks up the contacts and words it may name. I do that
+/// as queries of their own, not subqueries of the list: the list then gets
+/// a few hundred ids as values, and no planner has to guess how many a
+/// range over an expression index or a full-text match finds. Each word
+/// source gives at most `MAX_WORD_HITS` of its newest hits.
 pub async fn search(c: &mut Conn, f: &IssueFilter) -> Result<Option<Search>, StoreError> {
     let Some(q) = search_text(f) else { return Ok(None) };
     let terms = Terms::parse(q);
-    let customers = match contacts_query("", &terms) {
+    let mut customers: Vec<i64> = match contacts_query("", &terms) {
         Some(mut qb) => qb.build_query_scalar().fetch_all(&mut *c).await?,
         None => Vec::new(),
     };
-    Ok(Some(Search { terms, customers }))
+    let mut issues: Vec<i64> = Vec::new();
+    if let Some(words) = &terms.words {
+        for (statements, finds_customers) in WORD_SOURCES {
+            let mut hits: Vec<i64> = Vec::new();
+            'tiers: for query in words.tiers() {
+                for &sql in statements {
+                    if hits.len() as i64 >= MAX_WORD_HITS {
+                        break 'tiers;
+                    }
+                    hits = sqlx::query_scalar(sql)
+                        .bind(query)
+                        .bind(MAX_WORD_HITS)
+                        .fetch_all(&mut *c)
+                        .await?;
+                }
+            }
+            if finds_customers { &mut customers } else { &mut issues }.extend(hits);
+        }
+    }
+    for ids in [&mut customers, &mut issues] {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    Ok(Some(Search { terms, customers, issues }))
 }
 
 /// The ids of the issues a search finds, as one compound SELECT (column
@@ -174,22 +237,14 @@ fn push_hits(qb: &mut sqlx::QueryBuilder<Db>, s: &Search) {
         }
         qb.push(")");
     }
-    if let Some(words) = &s.terms.words {
+    if !s.issues.is_empty() {
         union(qb);
-        // The issues of the customers whose name or email has the words.
-        qb.push("SELECT s.id AS id FROM issues s WHERE s.customer_id IN (")
-            .push(fts_name!())
-            .push_bind(words.clone())
-            .push(fts_end!())
-            .push(" UNION ")
-            .push(fts_email!())
-            .push_bind(words.clone())
-            .push(fts_end!())
-            .push(")");
-        union(qb);
-        qb.push(fts_subject!()).push_bind(words.clone()).push(fts_end!());
-        union(qb);
-        qb.push(fts_body!()).push_bind(words.clone()).push(fts_end!());
+        qb.push("SELECT s.id AS id FROM issues s WHERE s.id IN (");
+        let mut list = qb.separated(", ");
+        for id in &s.issues {
+            list.push_bind(*id);
+        }
+        qb.push(")");
     }
     if parts == 0 {
         qb.push("SELECT 0 AS id WHERE 1 = 0");
@@ -413,6 +468,19 @@ async fn explain_all(c: &mut Conn, f: &IssueFilter, caller: i64) -> Result<Vec<S
             lines.push(r.try_get::<String, _>(plan_column!())?);
         }
         lines.push(String::new());
+    }
+    if let Some(words) = s.as_ref().and_then(|s| s.terms.words.as_ref()) {
+        for (statements, _) in WORD_SOURCES {
+            for (query, &sql) in words.tiers().flat_map(|q| statements.iter().map(move |s| (q, s))) {
+                let mut qb = sqlx::QueryBuilder::<Db>::new(explain!());
+                qb.push(sql);
+                let plan = qb.build().bind(query).bind(MAX_WORD_HITS).fetch_all(&mut *c).await?;
+                for r in plan {
+                    lines.push(r.try_get::<String, _>(plan_column!())?);
+                }
+                lines.push(String::new());
+            }
+        }
     }
     Ok(lines)
 }

@@ -87,36 +87,45 @@ pub mod q {
             $col
         };
     }
-    /// Full-text lookups: FTS5 tables, the words bound after `MATCH`.
-    macro_rules! fts_subject {
+    /// Full-text lookups (list_sql.rs `search`): the newest hits of each
+    /// FTS5 table, the words bound as `$1` and the cap as `$2`. FTS5 walks
+    /// a word's rowids in descending order and stops at the LIMIT, so a
+    /// word in every tenth row costs no more than a rare one. (One
+    /// statement each; PostgreSQL's take two, see there.)
+    macro_rules! fts_name_hits {
         () => {
-            "SELECT rowid AS id FROM issues_fts WHERE issues_fts MATCH "
+            &[
+                "SELECT rowid FROM customers_fts WHERE customers_fts MATCH $1
+             ORDER BY rowid DESC LIMIT $2",
+            ]
         };
     }
-    macro_rules! fts_body {
+    macro_rules! fts_email_hits {
         () => {
-            "SELECT m.issue_id AS id FROM messages_fts
-             JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH "
+            &[
+                "SELECT ce.customer_id FROM (SELECT rowid AS cid FROM contacts_fts
+                 WHERE contacts_fts MATCH $1 ORDER BY rowid DESC LIMIT $2) h
+             CROSS JOIN contacts ce WHERE ce.id = h.cid",
+            ]
         };
     }
-    macro_rules! fts_name {
+    macro_rules! fts_subject_hits {
         () => {
-            "SELECT rowid FROM customers_fts WHERE customers_fts MATCH "
+            &["SELECT rowid FROM issues_fts WHERE issues_fts MATCH $1
+             ORDER BY rowid DESC LIMIT $2"]
         };
     }
-    macro_rules! fts_email {
+    macro_rules! fts_body_hits {
         () => {
-            "SELECT ce.customer_id FROM contacts_fts
-             JOIN contacts ce ON ce.id = contacts_fts.rowid WHERE contacts_fts MATCH "
-        };
-    }
-    macro_rules! fts_end {
-        () => {
-            ""
+            &[
+                "SELECT m.issue_id FROM (SELECT rowid AS mid FROM messages_fts
+                 WHERE messages_fts MATCH $1 ORDER BY rowid DESC LIMIT $2) h
+             CROSS JOIN messages m WHERE m.id = h.mid",
+            ]
         };
     }
     /// A word of a full-text query, the same as a prefix, and what joins
-    /// words that must all be there (`fts_query` in list_sql.rs).
+    /// words that must all be there (`FtsQuery` in list_sql.rs).
     macro_rules! fts_word {
         () => {
             "\"{}\""

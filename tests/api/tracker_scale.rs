@@ -214,6 +214,155 @@ async fn search_finds_each_kind(b: Backend) {
     app.stop().await;
 }
 
+/// Unread as it was defined before migration 0012, asked of the messages
+/// themselves: some message newer than the staff member's read marker that
+/// they did not write. The oracle for the ids 0012 keeps on each issue.
+fn unread_oracle(staff: i64, issues: &str) -> String {
+    format!(
+        "SELECT COUNT(*) FROM issues i WHERE {issues} AND EXISTS (
+           SELECT 1 FROM messages m WHERE m.issue_id = i.id
+             AND NOT (m.author_type = 'staff' AND m.author_id = {staff})
+             AND m.id > COALESCE((SELECT r.read_up_to FROM issue_reads r
+                                  WHERE r.issue_id = i.id AND r.staff_id = {staff}), 0))"
+    )
+}
+
+/// The badge of `/api/me` and each issue's `unread` agree with the oracle
+/// for every staff member.
+async fn unread_agrees(app: &TestApp, staff: &[(i64, String)], issues: &[i64], step: &str) {
+    for (who, token) in staff {
+        let me = app.get("/api/me", token).await;
+        let want = app
+            .db
+            .count(&unread_oracle(*who, "i.status <> 'closed'"))
+            .await;
+        assert_eq!(
+            me.body["unread_issues"], want,
+            "{step}: badge of staff {who}"
+        );
+        for id in issues {
+            let one = app.get(&format!("/api/issues/{id}"), token).await;
+            let want = app
+                .db
+                .count(&unread_oracle(*who, &format!("i.id = {id}")))
+                .await
+                == 1;
+            assert_eq!(
+                one.body["unread"], want,
+                "{step}: issue {id} for staff {who}"
+            );
+            let listed = list_as(
+                app,
+                &format!("?customer={}", one.body["customer"]["id"]),
+                token,
+            )
+            .await;
+            let row = listed["issues"]
+                .as_array()
+                .and_then(|l| l.iter().find(|i| i["id"] == *id).cloned());
+            if let Some(row) = row {
+                assert_eq!(
+                    row["unread"], want,
+                    "{step}: listed issue {id} for staff {who}"
+                );
+            }
+        }
+    }
+}
+
+/// `unread` and the badge (kept on the issue by migration 0012) through
+/// runs of one staff member's own messages, someone else's, events,
+/// deleted comments and closing.
+async fn unread_follows_authors(b: Backend) {
+    let app = spawn_app(b).await;
+    let (a, ta) = app.add_staff("Agent A", "agent").await;
+    let (bb, tb) = app.add_staff("Agent B", "agent").await;
+    let admin: i64 = app.get("/api/me", &app.admin_token).await.body["id"]
+        .as_i64()
+        .expect("admin id");
+    let staff = [
+        (admin, app.admin_token.clone()),
+        (a, ta.clone()),
+        (bb, tb.clone()),
+    ];
+    let mut issues = Vec::new();
+    for n in 0..3 {
+        issues.push(
+            app.sms_issue(&sid(40 + n), &format!("+1555010040{n}"), "Hello")
+                .await,
+        );
+    }
+    let (i1, i2, i3) = (issues[0], issues[1], issues[2]);
+    let post = |token: &str, path: String, body: Option<Value>| {
+        let token = token.to_string();
+        let app = &app;
+        async move {
+            let r = app.request(Method::POST, &path, Some(&token), body).await;
+            assert!(r.status.is_success(), "{path}: {} {}", r.status, r.text);
+            r.body
+        }
+    };
+    let comment = |token: &str, id: i64, text: &str| {
+        post(
+            token,
+            format!("/api/issues/{id}/comments"),
+            Some(json!({ "body": text })),
+        )
+    };
+    let read = |token: &str, id: i64| post(token, format!("/api/issues/{id}/read"), None);
+    unread_agrees(&app, &staff, &issues, "new issues").await;
+
+    read(&ta, i1).await;
+    comment(&ta, i1, "mine").await;
+    comment(&ta, i1, "mine again").await;
+    unread_agrees(&app, &staff, &issues, "own comments in a row").await;
+    comment(&tb, i1, "B's").await;
+    comment(&ta, i1, "A after B").await;
+    unread_agrees(&app, &staff, &issues, "someone else's, then mine").await;
+    read(&ta, i1).await;
+    read(&tb, i1).await;
+    unread_agrees(&app, &staff, &issues, "both read").await;
+
+    post(&ta, format!("/api/issues/{i2}/take"), None).await;
+    unread_agrees(&app, &staff, &issues, "an event by A").await;
+    read(&ta, i2).await;
+    read(&tb, i2).await;
+    comment(&ta, i2, "note").await;
+    unread_agrees(&app, &staff, &issues, "A's comment after both read").await;
+
+    read(&ta, i3).await;
+    let c = comment(&tb, i3, "to delete").await;
+    unread_agrees(&app, &staff, &issues, "B's comment").await;
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/messages/{}", c["id"]),
+            Some(&tb),
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "delete: {}", r.text);
+    unread_agrees(&app, &staff, &issues, "B's comment deleted").await;
+    read(&tb, i3).await;
+    comment(&tb, i3, "B again").await;
+    let c = comment(&ta, i3, "A's to delete").await;
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/messages/{}", c["id"]),
+            Some(&ta),
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "delete: {}", r.text);
+    unread_agrees(&app, &staff, &issues, "A's comment after B's deleted").await;
+
+    app.sms(&sid(50), "+15550100400", "Anyone?").await;
+    post(&ta, format!("/api/issues/{i2}/close"), None).await;
+    unread_agrees(&app, &staff, &issues, "a customer message and a close").await;
+    app.stop().await;
+}
+
 /// A Twilio message sid, unique within a test.
 fn sid(n: u32) -> String {
     format!("SM{n:032x}")
@@ -237,4 +386,5 @@ both_backends!(
     counters_follow_every_change,
     previews_and_counts_follow_comments,
     search_finds_each_kind,
+    unread_follows_authors,
 );

@@ -182,15 +182,33 @@ fn webpki_alone_refuses_a_ca_true_server_certificate_even_as_a_root() {
 #[test]
 fn a_pinned_self_signed_ca_true_certificate_is_accepted() {
     let (cert, key) = self_signed_ca_true("localhost");
-    handshake(&[cert.clone()], vec![cert], &key, "localhost").unwrap();
+    handshake(
+        std::slice::from_ref(&cert),
+        vec![cert.clone()],
+        &key,
+        "localhost",
+    )
+    .unwrap();
 }
 
 #[test]
 fn a_pin_is_accepted_under_any_name_the_server_is_reached_by() {
     // `CN=mail.internal` only, reached as 127.0.0.1 and as another name.
     let (cert, key) = self_signed_ca_true("mail.internal");
-    handshake(&[cert.clone()], vec![cert.clone()], &key, "127.0.0.1").unwrap();
-    handshake(&[cert.clone()], vec![cert], &key, "imap.example.com").unwrap();
+    handshake(
+        std::slice::from_ref(&cert),
+        vec![cert.clone()],
+        &key,
+        "127.0.0.1",
+    )
+    .unwrap();
+    handshake(
+        std::slice::from_ref(&cert),
+        vec![cert.clone()],
+        &key,
+        "imap.example.com",
+    )
+    .unwrap();
 }
 
 #[test]
@@ -209,7 +227,7 @@ fn the_pinned_certificate_without_its_private_key_is_refused() {
     let impostor_key = KeyPair::generate().unwrap();
     for version in [Version::Tls12, Version::Tls13] {
         let server = server_config(vec![cert.clone()], &impostor_key, version);
-        let err = handshake_as(&[cert.clone()], server, "localhost").unwrap_err();
+        let err = handshake_as(std::slice::from_ref(&cert), server, "localhost").unwrap_err();
         assert!(
             matches!(
                 err,
@@ -239,7 +257,13 @@ fn a_pin_outside_its_validity_period_is_refused() {
         p.not_before = date_time_ymd(2000, 1, 1);
         p.not_after = date_time_ymd(2001, 1, 1);
     });
-    let err = handshake(&[expired.clone()], vec![expired], &key, "localhost").unwrap_err();
+    let err = handshake(
+        std::slice::from_ref(&expired),
+        vec![expired.clone()],
+        &key,
+        "localhost",
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -251,7 +275,13 @@ fn a_pin_outside_its_validity_period_is_refused() {
         p.not_before = date_time_ymd(2090, 1, 1);
         p.not_after = date_time_ymd(2099, 1, 1);
     });
-    let err = handshake(&[future.clone()], vec![future], &key, "localhost").unwrap_err();
+    let err = handshake(
+        std::slice::from_ref(&future),
+        vec![future.clone()],
+        &key,
+        "localhost",
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,

@@ -8,6 +8,8 @@
 #   scripts/dovecot.sh user DIR NAME PASSWORD       add (or replace) a mail user
 #   scripts/dovecot.sh stop DIR                     stop that instance (idempotent)
 #   scripts/dovecot.sh restart DIR                  stop, then start on the same ports
+#   scripts/dovecot.sh certs DIR                    only make the test CA and server certificate
+#                                                    in DIR (other TLS servers of the tests use them)
 #
 # Settings in DIR/local.conf, if present, are included last (tests use it to
 # take capabilities such as MOVE or IDLE away).
@@ -25,9 +27,10 @@
 #   because those unprivileged processes must reach the sockets under
 #   DIR/run and the Maildirs under DIR/mail; a fresh temp dir is 0700.
 # * TLS uses a throw-away CA made here with openssl (DIR/ca.pem) and a
-#   server certificate it signs for `localhost` and 127.0.0.1. A lone
-#   self-signed certificate is not enough: it carries CA:TRUE and rustls
-#   (webpki) rejects a CA certificate used as the server's own.
+#   server certificate it signs for `localhost` and 127.0.0.1. Certificates
+#   already in DIR are kept: the tests put a lone `openssl req -x509` one
+#   there (CA:TRUE, which webpki alone refuses as a server's own) to check
+#   that pinning it through ca_file works.
 # * Plain port: LOGIN allowed without TLS, STARTTLS offered. Implicit-TLS
 #   port: TLS from the first byte. IDLE is on (Dovecot always offers it);
 #   `imap_idle_notify_interval` is short so clients meet the `* OK Still here`
@@ -283,8 +286,9 @@ restart)
     start "${1:-}"
     ;;
 user) add_user "$@" ;;
+certs) make_certs "$(need_dir "${1:-}")" ;;
 *)
-    sed -n '2,14p' "$0" >&2
+    sed -n '2,16p' "$0" >&2
     exit 2
     ;;
 esac

@@ -21,5 +21,6 @@ pub mod schedule;
 pub mod serve;
 pub mod store;
 pub mod systemd;
+pub mod tls;
 pub mod token;
 pub mod web;

@@ -23,37 +23,44 @@ impl Config {
 
     /// Like [`Config::load`], with the environment given explicitly (tests).
     /// `STATE_DIRECTORY` and `CREDENTIALS_DIRECTORY` are taken from it too.
+    ///
+    /// config-rs layers the sources, in the order it applies them: the
+    /// `STATE_DIRECTORY` paths as defaults, the file, the environment. Keys
+    /// none of them sets take the built-in defaults of the section structs
+    /// (`#[serde(default)]`), which is also how each `[[imap]]` entry gets
+    /// its own.
     pub fn load_with_env(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let env = EnvLayer::collect(env)?;
-        let mut root = match path {
-            Some(p) => read_toml(p)?,
-            None => Node::Table(BTreeMap::new()),
-        };
-        for ov in &env.overrides {
-            insert_env(&mut root, &ov.segs, &mut Vec::new(), ov)?;
-        }
+        let mut builder = ::config::Config::builder();
         if let Some(dir) = &env.state_directory {
             let dir = dir.trim_end_matches('/');
-            set_if_absent(
-                &mut root,
-                "database",
-                "url",
-                format!("sqlite://{dir}/switchboard.db"),
-            );
-            set_if_absent(
-                &mut root,
-                "attachments",
-                "dir",
-                Path::new(dir)
-                    .join("attachments")
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            let attachments = Path::new(dir).join("attachments");
+            builder = builder
+                .set_default("database.url", format!("sqlite://{dir}/switchboard.db"))
+                .and_then(|b| {
+                    b.set_default("attachments.dir", attachments.to_string_lossy().as_ref())
+                })
+                .map_err(|e| ConfigError::general(format!("STATE_DIRECTORY: {e}")))?;
         }
-        let mut config = Config::deserialize(root).map_err(|e| env.annotate(e.into()))?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::general(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            builder =
+                builder.add_source(::config::File::from_str(&text, ::config::FileFormat::Toml));
+        }
+        let merged = env.add_to(builder)?.build().map_err(|e| match path {
+            Some(path) => {
+                ConfigError::general(format!("cannot parse config file {}: {e}", path.display()))
+            }
+            None => ConfigError::general(e.to_string()),
+        })?;
+        let mut root = merged.cache;
+        env.settle(&mut root)?;
+        let mut config = Config::deserialize(Node(root)).map_err(|e| env.annotate(e.into()))?;
         config
             .resolve_secret_files(env.credentials_directory.as_deref())
             .map_err(|e| env.annotate(e))?;
@@ -158,14 +165,4 @@ pub(super) fn resolve_secret(
     }
     *value = Some(Secret(secret.to_string()));
     Ok(())
-}
-
-pub(super) fn read_toml(path: &Path) -> Result<Node, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::general(format!("cannot read config file {}: {e}", path.display()))
-    })?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        ConfigError::general(format!("cannot parse config file {}: {e}", path.display()))
-    })?;
-    Ok(Node::from_toml(toml::Value::Table(table)))
 }

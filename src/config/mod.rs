@@ -11,32 +11,34 @@
 //! `validate()` pass for the rules that span several keys (twilio needs a
 //! token *and* exactly one sender, `after_ingest = "move"` needs `move_to`).
 //!
-//! # Why I layer the sources myself instead of using config-rs
+//! # Layering: config-rs merges, I type
 //!
-//! config-rs is in the dependency list and I tried to make it fit, but its
-//! environment source only splits lists (`attachments.allowed=jpg,png`) when
-//! `try_parsing(true)` is on, and `try_parsing` guesses a type from the
-//! *string*: `SWITCHBOARD__TWILIO__FROM=+15550100` becomes the integer
-//! 15550100 and the `+` is gone; an IMAP username `0123` would lose its
-//! zero. It also cannot address an entry of `[[imap]]` from the environment.
-//! The layering itself is small, so I do it here:
+//! config-rs (`config`, TOML only) does the layering: the `STATE_DIRECTORY`
+//! paths as `set_default`s, the file as a TOML source, the environment as its
+//! `Environment` source (plain keys) and `set_override`s (`[[imap]]` entries
+//! addressed by index, which its environment source cannot express), in that
+//! order, so env wins. What it cannot do I keep, in small pieces:
 //!
-//! * the file is parsed with `toml` into a tree whose leaves keep their TOML
-//!   types (a file is typed; `max_connections = "8"` is an error there);
-//! * each environment variable is laid onto that tree as a leaf that is only
-//!   a string, replacing whatever the file had at that key;
-//! * a small serde `Deserializer` over the tree turns an environment string
-//!   into a bool, an integer or a comma-separated list *only when the field
-//!   being filled asks for one*. The target type decides, never the look of
-//!   the string, so `"+15550100"` stays a string and `"8"` still fills a
-//!   `u32`. Because the deserializer is mine, it also records the path as it
-//!   descends, so every error (unknown key, wrong type, bad duration) names
-//!   the full dotted key, `imap[0].oauth2.token_url` style. That is what
-//!   `serde_path_to_error` would give; doing it inline saves a dependency and
-//!   lets me say *which environment variable* set a bad key.
+//! * `env.rs`: reading the variable names first, so a malformed one, two
+//!   spellings of one key, or an index that skips list entries is an error
+//!   naming the variable, and any error about a key set from the
+//!   environment says which variable set it;
+//! * `value_de.rs`: the deserializer over config-rs's merged tree. config-rs's
+//!   own converts between types whatever a value's source (the file's
+//!   `max_connections = "8"` would load, so would `from = 15550100`), and it
+//!   does not name an unknown key. Mine converts only environment strings
+//!   (no `try_parsing`): to a bool, an integer or a comma-separated list
+//!   *only when the field being filled asks for one*. The target type
+//!   decides, never the look of the string, so `"+15550100"` stays a string
+//!   and `"8"` still fills a `u32`; a file value must already have the
+//!   field's type. Every error names the full dotted key,
+//!   `imap[0].oauth2.token_url` style;
+//! * `*_file` secrets and `$CREDENTIALS_DIRECTORY` (below);
+//! * unknown keys: `#[serde(deny_unknown_fields)]` on every section.
 //!
-//! The cost is about 500 lines of tree and deserializer glue, paid once and
-//! tested below.
+//! Built-in defaults stay on the section structs (`#[serde(default)]`):
+//! every `[[imap]]` entry needs its own, which no config-rs default can give,
+//! and [`Config::default`] stays pure.
 //!
 //! # Environment variables
 //!
@@ -112,9 +114,6 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Unexpected, Visitor
 /// Where `serve` looks for a config file when no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/switchboard/switchboard.toml";
 
-/// Prefix of the environment variables that set config keys.
-const ENV_PREFIX: &str = "SWITCHBOARD__";
-
 // ---------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------
@@ -161,18 +160,19 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+mod env;
 mod load;
 mod parsers;
 mod sections;
 mod summary;
 #[cfg(test)]
 mod tests;
-mod tree;
-mod tree_de;
 mod validate;
+mod value_de;
 mod values;
 
+use env::*;
 use parsers::*;
 pub use sections::*;
-use tree::*;
+use value_de::*;
 pub use values::*;

@@ -915,3 +915,22 @@ fn durations_parse_and_print() {
         assert!(Dur::parse(bad).is_err(), "{bad:?} should be rejected");
     }
 }
+
+#[test]
+fn env_name_that_is_no_key_is_named() {
+    let e = load_err("", &[("SWITCHBOARD__SERVER__LIS TEN", "x")]);
+    assert_eq!(e.key, None);
+    assert!(e.message.contains("SWITCHBOARD__SERVER__LIS TEN"), "{e}");
+}
+
+#[test]
+fn indexed_env_errors_name_key_and_variable() {
+    let file = "[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"a@example.com\"\npassword = \"p\"\n";
+    let e = load_err(file, &[("SWITCHBOARD__IMAP__0__PORT", "imaps")]);
+    assert_eq!(key(&e), "imap[0].port");
+    assert!(e.message.contains("SWITCHBOARD__IMAP__0__PORT"), "{e}");
+    // The file's `password_file` gives way to a password from the environment.
+    let file = file.replace("password = \"p\"", "password_file = \"/nonexistent/pw\"");
+    let c = load_ok(&file, &[("SWITCHBOARD__IMAP__0__PASSWORD", "env-pw")]);
+    assert_eq!(c.imap[0].password_file, None);
+}

@@ -8,7 +8,9 @@
 //! function here, and persists the answer in the same transaction.
 
 pub mod contact;
+pub mod ingest;
 pub mod notify;
+pub mod refusal;
 pub mod signin;
 pub mod state;
 pub mod text;
@@ -19,6 +21,7 @@ pub mod types;
 mod proptests;
 
 pub use contact::{Contact, ContactError, EmailAddress, Phone};
+pub use refusal::{Refusal, RefusalKind};
 pub use state::{Action, Actor, IssueState, Transition, TransitionError};
 pub use threading::{Placement, ThreadingFacts};
 pub use types::*;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Role;
+use super::{EventType, Role};
 
 /// The events staff can be notified of, with their wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -133,6 +133,31 @@ pub fn recipients(event: NotifyEvent, a: &Audience<'_>) -> Vec<i64> {
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The notification a staff action's event raises, if any (SPEC §5).
+pub fn for_event(event: EventType) -> Option<NotifyEvent> {
+    match event {
+        EventType::Assigned => Some(NotifyEvent::IssueAssigned),
+        EventType::Closed | EventType::Resolved => Some(NotifyEvent::IssueClosed),
+        _ => None,
+    }
+}
+
+/// How long an excerpt in a notification text may be, in characters.
+pub const EXCERPT_CHARS: usize = 80;
+
+/// A short excerpt for notification texts: whitespace folded to single
+/// spaces, cut with an ellipsis at `EXCERPT_CHARS`.
+pub fn excerpt(body: &str) -> String {
+    let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= EXCERPT_CHARS {
+        flat
+    } else {
+        let mut s: String = flat.chars().take(EXCERPT_CHARS - 1).collect();
+        s.push('…');
+        s
+    }
 }
 
 #[cfg(test)]
@@ -285,5 +310,28 @@ mod tests {
                 serde_json::json!(e.as_str())
             );
         }
+    }
+
+    #[test]
+    fn staff_actions_that_tell_someone() {
+        assert_eq!(
+            for_event(EventType::Assigned),
+            Some(NotifyEvent::IssueAssigned)
+        );
+        assert_eq!(
+            for_event(EventType::Resolved),
+            Some(NotifyEvent::IssueClosed)
+        );
+        assert_eq!(for_event(EventType::Closed), Some(NotifyEvent::IssueClosed));
+        assert_eq!(for_event(EventType::Taken), None);
+        assert_eq!(for_event(EventType::Reopened), None);
+    }
+
+    #[test]
+    fn an_excerpt_is_one_line_of_at_most_eighty_characters() {
+        assert_eq!(excerpt("  a\n\tb  "), "a b");
+        let long = excerpt(&"x".repeat(200));
+        assert_eq!(long.chars().count(), EXCERPT_CHARS);
+        assert!(long.ends_with('…'));
     }
 }

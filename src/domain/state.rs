@@ -325,6 +325,20 @@ pub fn system_close(state: IssueState, resolution: Resolution) -> Option<IssueSt
     })
 }
 
+/// The text of the event a staff action records: `assignee_name` is the
+/// new assignee's, for an assignment.
+pub fn event_text(event: EventType, actor_name: &str, assignee_name: Option<&str>) -> String {
+    match (event, assignee_name) {
+        (EventType::Assigned, Some(to)) => format!("{actor_name} assigned the issue to {to}"),
+        (EventType::Taken, _) => format!("{actor_name} took the issue"),
+        (EventType::Unassigned, _) => format!("{actor_name} unassigned the issue"),
+        (EventType::Closed, _) => format!("{actor_name} closed the issue"),
+        (EventType::Resolved, _) => format!("{actor_name} resolved the issue"),
+        (EventType::Reopened, _) => format!("{actor_name} reopened the issue"),
+        (other, _) => format!("{actor_name}: {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! One test per row and permission of SPEC §2. Agents are ids 1–3, the
@@ -779,5 +793,21 @@ mod tests {
             Err(CommentError::NotAuthor)
         );
         assert_eq!(may_change_comment(Some(1), t0, ADMIN, later(100)), Ok(()));
+    }
+
+    #[test]
+    fn each_staff_action_reads_as_a_sentence() {
+        assert_eq!(
+            event_text(EventType::Assigned, "Ann", Some("Bo")),
+            "Ann assigned the issue to Bo"
+        );
+        assert_eq!(
+            event_text(EventType::Taken, "Ann", None),
+            "Ann took the issue"
+        );
+        assert_eq!(
+            event_text(EventType::Resolved, "Ann", None),
+            "Ann resolved the issue"
+        );
     }
 }

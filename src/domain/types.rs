@@ -33,7 +33,23 @@ macro_rules! wire_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl TryFrom<&str> for $name {
+            type Error = UnknownValue;
+            fn try_from(s: &str) -> Result<Self, UnknownValue> {
+                Self::parse(s).ok_or_else(|| UnknownValue { kind: stringify!($name), value: s.into() })
+            }
+        }
     };
+}
+
+/// A spelling that none of an enum's values has (e.g. a database row
+/// written by a newer version).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
 }
 
 wire_enum!(

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use utoipa::{IntoResponses, ToSchema};
 
+use crate::domain::RefusalKind;
 use crate::store::StoreError;
 
 /// An API error: status, stable code, human message.
@@ -86,13 +87,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The status of each kind of refusal, for the API and the web page: the
+/// one place a rule's answer becomes HTTP.
+pub fn refusal_status(kind: RefusalKind) -> StatusCode {
+    match kind {
+        RefusalKind::Conflict => StatusCode::CONFLICT,
+        RefusalKind::Forbidden => StatusCode::FORBIDDEN,
+        RefusalKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Rule(r) => {
-                let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::CONFLICT);
-                let mut err = ApiError::new(status, r.code, r.message);
+                let mut err = ApiError::new(refusal_status(r.kind), r.code, r.message);
                 if let Some(id) = r.issue_id {
                     err.extra = Some(json!({ "issue_id": id }));
                 }

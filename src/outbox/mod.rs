@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channels::sms::twilio::{self, SendError, Sender, TwilioClient};
 use crate::domain::{Channel, DeliveryStatus};
-use crate::store::{OutboxJob, Store};
+use crate::store::{MediaFetch, OutboxJob, OutboxTask, StaffMail, Store};
 
 pub use crate::retry::MAX_ATTEMPTS;
 use crate::retry::{Backoff, Next};
@@ -124,14 +124,13 @@ impl Outbox {
 
     #[tracing::instrument(skip(self, job), fields(outbox_id = job.id, message_id = job.message_id, issue_id = job.issue_id, attempt = job.attempts))]
     async fn process(&self, job: OutboxJob) {
-        if job.kind == "media" {
-            return self.process_media(job).await;
-        }
-        if job.kind == "broadcast" {
-            return self.process_broadcast(job).await;
-        }
-        if job.kind == "digest" {
-            return self.process_digest(job).await;
+        match &job.task {
+            OutboxTask::Reply => {}
+            OutboxTask::Media(fetch) => return self.process_media(fetch.clone(), job).await,
+            OutboxTask::Broadcast { recipient_id } => {
+                return self.process_broadcast(*recipient_id, job).await;
+            }
+            OutboxTask::StaffMail(mail) => return self.process_staff_mail(mail.clone(), job).await,
         }
         let result = match job.channel {
             Channel::Sms => self.send_sms(&job).await,
@@ -139,12 +138,12 @@ impl Outbox {
         };
         let outcome = match result {
             Ok((sid, status)) => {
-                self.metrics.outbox_result(&job.kind, "sent");
+                self.metrics.outbox_result(job.kind(), "sent");
                 tracing::info!(provider_id = %sid, "reply handed to the provider");
                 self.store.outbox_sent(&job, Some(&sid), status).await
             }
             Err(SendError::Permanent { code, message }) => {
-                self.metrics.outbox_result(&job.kind, "failed");
+                self.metrics.outbox_result(job.kind(), "failed");
                 tracing::warn!(%code, %message, "reply failed permanently");
                 self.store.outbox_failed(&job, &code, &message).await
             }
@@ -157,7 +156,7 @@ impl Outbox {
                 .after_failure(job.attempts, retry_after, crate::store::now())
             {
                 Next::GiveUp => {
-                    self.metrics.outbox_result(&job.kind, "failed");
+                    self.metrics.outbox_result(job.kind(), "failed");
                     tracing::warn!(?code, %message, "reply failed: retries exhausted");
                     let code = code.unwrap_or_else(|| "retries_exhausted".into());
                     self.store
@@ -169,7 +168,7 @@ impl Outbox {
                         .await
                 }
                 Next::Retry(next) => {
-                    self.metrics.outbox_result(&job.kind, "retry");
+                    self.metrics.outbox_result(job.kind(), "retry");
                     tracing::info!(?code, %message, retry_at = %next, "reply will be retried");
                     self.store.outbox_retry(&job, next, &message).await
                 }
@@ -198,14 +197,12 @@ impl Outbox {
     /// Downloads one MMS media item and stores it as an attachment (or
     /// records why it was refused). Network failures are retried with the
     /// outbox's backoff; the message text was stored long before.
-    async fn process_media(&self, job: OutboxJob) {
-        let payload = job.payload.clone().unwrap_or_default();
-        let url = payload["url"].as_str().unwrap_or_default().to_string();
-        let declared = payload["content_type"]
-            .as_str()
-            .unwrap_or("application/octet-stream")
-            .to_string();
-        let index = payload["index"].as_u64().unwrap_or(0) as usize;
+    async fn process_media(&self, fetch: MediaFetch, job: OutboxJob) {
+        let MediaFetch {
+            url,
+            content_type: declared,
+            index,
+        } = fetch;
         let filename = |ct: &str| match crate::attachments::extension_for(ct) {
             Some(ext) => format!("mms-{}-{}.{ext}", job.message_id, index + 1),
             None => format!("mms-{}-{}", job.message_id, index + 1),
@@ -301,12 +298,7 @@ impl Outbox {
     }
 
     /// Sends one broadcast delivery over the recipient's channel.
-    async fn process_broadcast(&self, job: OutboxJob) {
-        let recipient_id = job
-            .payload
-            .as_ref()
-            .and_then(|p| p["recipient_id"].as_i64())
-            .unwrap_or(0);
+    async fn process_broadcast(&self, recipient_id: i64, job: OutboxJob) {
         let delivery = match self.store.broadcast_delivery(recipient_id).await {
             Ok(Some(d)) => d,
             Ok(None) => {
@@ -436,19 +428,17 @@ impl Outbox {
         email.smtp.send(msg).await.map(|_| id)
     }
 
-    /// Sends one staff member's digest (queued by the digest job).
-    async fn process_digest(&self, job: OutboxJob) {
-        let p = job.payload.clone().unwrap_or_default();
-        let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-        let staff_id = p["staff_id"].as_i64().unwrap_or(0);
+    /// Sends a plain email to a staff member (a digest or a sign-in link).
+    async fn process_staff_mail(&self, mail: StaffMail, job: OutboxJob) {
+        let staff_id = mail.staff_id;
         let result = self
             .send_plain_email(
                 None,
-                &text("to"),
-                &text("subject"),
-                &text("body"),
+                &mail.to,
+                &mail.subject,
+                &mail.body,
                 &format!("digest{staff_id}"),
-                p["unsubscribe"].as_str(),
+                mail.unsubscribe.as_deref(),
             )
             .await;
         let retry = self.retry_at(&job, &result);

@@ -145,21 +145,19 @@ pub async fn run_task(
         }
         Task::Digest { public_url } => {
             let (staff, open) = store.digest_data().await?;
-            let payloads: Vec<serde_json::Value> = staff
+            let mails: Vec<crate::store::StaffMail> = staff
                 .iter()
                 .filter_map(|s| crate::notify::digest::compose(s, &open, public_url, now))
-                .map(|d| {
-                    serde_json::json!({
-                        "staff_id": d.staff_id,
-                        "to": d.to,
-                        "subject": d.subject,
-                        "body": d.body,
-                        "unsubscribe": d.unsubscribe,
-                    })
+                .map(|d| crate::store::StaffMail {
+                    staff_id: d.staff_id,
+                    to: d.to,
+                    subject: d.subject,
+                    body: d.body,
+                    unsubscribe: Some(d.unsubscribe),
                 })
                 .collect();
-            store.enqueue_payloads("digest", &payloads).await?;
-            Ok(format!("{} digest(s) queued", payloads.len()))
+            store.enqueue_staff_mail(&mails).await?;
+            Ok(format!("{} digest(s) queued", mails.len()))
         }
         Task::Housekeeping {
             notifications,

@@ -363,7 +363,7 @@ pub async fn list_issues(
 ) -> Result<Vec<IssueView>, StoreError> {
     let rows: Vec<IssueRow> =
         list_query("", f, s, caller).build_query_as().fetch_all(&mut *c).await?;
-    Ok(rows.into_iter().map(IssueRow::into_view).collect())
+    rows.into_iter().map(IssueRow::into_view).collect()
 }
 
 /// The per-status count query over the filtered issues.

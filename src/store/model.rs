@@ -233,17 +233,8 @@ pub struct NewAttachment {
     pub refused: Option<String>,
 }
 
-/// The threading options of the configuration that ingest needs.
-#[derive(Debug, Clone)]
-pub struct IngestOptions {
-    pub reopen_window: std::time::Duration,
-    pub ack_words: Vec<String>,
-    pub auto_resolve_acks: bool,
-    /// SPEC §3.8: `(text, max_per_hour)` when auto-acknowledgement is on.
-    pub auto_ack: Option<(String, u32)>,
-    /// Our own addresses: never auto-acknowledged (no loops with ourselves).
-    pub own_addresses: Vec<String>,
-}
+/// The ingest policy (a domain type), built from the configuration here.
+pub use crate::domain::ingest::IngestOptions;
 
 impl IngestOptions {
     /// The ingest options a configuration asks for.
@@ -325,15 +316,111 @@ pub enum IssueAction {
 #[derive(Debug, Clone)]
 pub struct OutboxJob {
     pub id: i64,
-    pub kind: String,
+    pub task: OutboxTask,
     pub attempts: i64,
+    /// The reply or the inbound message (media); 0 for a job of no message.
     pub message_id: i64,
     pub issue_id: i64,
     pub channel: Channel,
     pub to: String,
     pub body: String,
-    /// For jobs that are not replies (kind `media`): their parameters.
-    pub payload: Option<serde_json::Value>,
+}
+
+impl OutboxJob {
+    /// The job's kind, as metrics and logs name it: a reply by its channel.
+    pub fn kind(&self) -> &'static str {
+        match self.task {
+            OutboxTask::Reply => self.channel.as_str(),
+            _ => self.task.stored_kind(),
+        }
+    }
+}
+
+/// What an outbox item does: its `kind` column and, for every kind but a
+/// reply, its parameters from the `payload` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxTask {
+    /// Send the message (a reply or an acknowledgement) over its channel.
+    Reply,
+    /// Download one MMS media item of an inbound message.
+    Media(MediaFetch),
+    /// Send one broadcast recipient their copy.
+    Broadcast { recipient_id: i64 },
+    /// A plain email to a staff member: the digest, or a sign-in link.
+    StaffMail(StaffMail),
+}
+
+/// The parameters of a media download.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MediaFetch {
+    pub url: String,
+    pub content_type: String,
+    /// Its position among the message's media (for the file name).
+    pub index: usize,
+}
+
+/// A plain email to one staff member.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StaffMail {
+    pub staff_id: i64,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// The one-click unsubscribe link (digests).
+    #[serde(default)]
+    pub unsubscribe: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BroadcastPayload {
+    recipient_id: i64,
+}
+
+impl OutboxTask {
+    /// The `kind` column: a reply's is its channel, which `from_row` reads
+    /// back as `Reply`.
+    pub fn stored_kind(&self) -> &'static str {
+        match self {
+            OutboxTask::Reply => "reply",
+            OutboxTask::Media(_) => "media",
+            OutboxTask::Broadcast { .. } => "broadcast",
+            // Named for the first mail it carried; kept for stored rows.
+            OutboxTask::StaffMail(_) => "digest",
+        }
+    }
+
+    /// The `payload` column (`None` for a reply).
+    pub fn payload(&self) -> Option<String> {
+        let json = match self {
+            OutboxTask::Reply => return None,
+            OutboxTask::Media(m) => serde_json::to_string(m),
+            OutboxTask::Broadcast { recipient_id } => serde_json::to_string(&BroadcastPayload {
+                recipient_id: *recipient_id,
+            }),
+            OutboxTask::StaffMail(m) => serde_json::to_string(m),
+        };
+        Some(json.expect("plain structs serialize"))
+    }
+
+    /// Reads a stored item; an unknown kind or a payload that does not fit
+    /// it is an error that says which.
+    pub fn from_row(kind: &str, payload: Option<&str>) -> Result<OutboxTask, String> {
+        fn parse<T: serde::de::DeserializeOwned>(kind: &str, p: Option<&str>) -> Result<T, String> {
+            let p = p.ok_or_else(|| format!("{kind} item without a payload"))?;
+            serde_json::from_str(p).map_err(|e| format!("unreadable {kind} payload: {e}"))
+        }
+        match kind {
+            "sms" | "email" | "reply" => Ok(OutboxTask::Reply),
+            "media" => parse(kind, payload).map(OutboxTask::Media),
+            "broadcast" => {
+                parse::<BroadcastPayload>(kind, payload).map(|b| OutboxTask::Broadcast {
+                    recipient_id: b.recipient_id,
+                })
+            }
+            "digest" => parse(kind, payload).map(OutboxTask::StaffMail),
+            other => Err(format!("unknown outbox kind {other:?}")),
+        }
+    }
 }
 
 /// What `POST /api/issues` asks for.
@@ -470,4 +557,49 @@ pub struct DigestIssue {
     pub customer: String,
     pub assignee_id: Option<i64>,
     pub last_message_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outbox_task_reads_back_as_it_was_written() {
+        let tasks = [
+            OutboxTask::Media(MediaFetch {
+                url: "https://x/1".into(),
+                content_type: "image/png".into(),
+                index: 2,
+            }),
+            OutboxTask::Broadcast { recipient_id: 7 },
+            OutboxTask::StaffMail(StaffMail {
+                staff_id: 3,
+                to: "a@example.com".into(),
+                subject: "Digest".into(),
+                body: "…".into(),
+                unsubscribe: None,
+            }),
+        ];
+        for t in tasks {
+            let back = OutboxTask::from_row(t.stored_kind(), t.payload().as_deref());
+            assert_eq!(back, Ok(t));
+        }
+        assert_eq!(OutboxTask::from_row("sms", None), Ok(OutboxTask::Reply));
+    }
+
+    #[test]
+    fn an_unreadable_outbox_item_says_what_is_wrong() {
+        assert!(
+            OutboxTask::from_row("fax", None)
+                .unwrap_err()
+                .contains("unknown outbox kind")
+        );
+        assert!(
+            OutboxTask::from_row("media", None)
+                .unwrap_err()
+                .contains("without a payload")
+        );
+        let bad = OutboxTask::from_row("broadcast", Some("{\"recipient\": 1}")).unwrap_err();
+        assert!(bad.contains("unreadable broadcast payload"), "{bad}");
+    }
 }

@@ -168,7 +168,7 @@ pub mod q {
         };
     }
     const FTS_AND: &str = " & ";
-    include!("sql.rs");
+    include!("sql/all.rs");
     include!("web_sql.rs");
     include!("tracker_sql.rs");
     include!("media_sql.rs");

@@ -2,7 +2,7 @@
 //! Customer"): the few reads the JSON API never needed as separate calls,
 //! and a reply that carries files.
 //!
-//! I keep them apart from `sql.rs` so the page's needs do not grow the
+//! I keep them apart from `sql/` so the page's needs do not grow the
 //! shared SQL file; each one is a thin composition of the shared queries
 //! (`q::…`) with at most one small statement of its own, written once for
 //! both backends (`$1` placeholders work on both).

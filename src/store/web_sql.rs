@@ -24,7 +24,7 @@ pub async fn staff_with_password(
                 active: r.try_get("active")?,
                 created_at: r.try_get("created_at")?,
             };
-            Ok(Some((staff.into_staff(), r.try_get("password_hash")?)))
+            Ok(Some((staff.into_staff()?, r.try_get("password_hash")?)))
         }
     }
 }
@@ -96,7 +96,7 @@ pub async fn session(
                 active: r.try_get("active")?,
                 created_at: r.try_get("created_at")?,
             };
-            Ok(Some((staff.into_staff(), r.try_get("csrf_token")?, r.try_get("last_seen_at")?)))
+            Ok(Some((staff.into_staff()?, r.try_get("csrf_token")?, r.try_get("last_seen_at")?)))
         }
     }
 }

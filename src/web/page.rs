@@ -160,7 +160,7 @@ impl From<StoreError> for PageError {
         match e {
             StoreError::NotFound(_) => PageError::not_found(),
             StoreError::Rule(r) => PageError::new(
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::CONFLICT),
+                crate::http::error::refusal_status(r.kind),
                 sentence(r.code, &r.message),
             ),
             other => {

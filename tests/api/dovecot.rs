@@ -4,7 +4,9 @@
 //! `dovecot-imapd` from Debian's packages when it is missing, and fails
 //! loudly when it cannot) in a fresh temporary directory on two free loopback
 //! ports: one plain (LOGIN allowed, STARTTLS offered) and one implicit TLS,
-//! with a throw-away CA at [`Dovecot::ca_pem_path`]. Every test gets its own
+//! with a throw-away CA at [`Dovecot::ca_pem_path`]
+//! ([`Dovecot::start_self_signed`]: a lone self-signed certificate instead,
+//! and `ca_pem_path` is that certificate). Every test gets its own
 //! instance, so tests run in parallel; dropping the value stops it.
 //!
 //! Mail is delivered the way a real mailbox receives it from outside: an
@@ -84,6 +86,30 @@ impl Dovecot {
             .prefix("dovecot-")
             .tempdir()
             .expect("creating a temp dir");
+        Dovecot::start_in(dir, local_conf).await
+    }
+
+    /// Starts a new instance whose server certificate is what a plain
+    /// `openssl req -x509` makes: self-signed and, with OpenSSL's default
+    /// configuration (`x509_extensions = v3_ca`), `CA:TRUE`, like Debian's
+    /// snakeoil certificate. [`Dovecot::ca_pem_path`] is then that very
+    /// certificate, i.e. the pin a `ca_file` would hold.
+    pub async fn start_self_signed() -> Dovecot {
+        ensure_installed();
+        let dir = tempfile::Builder::new()
+            .prefix("dovecot-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let (pem, key) = self_signed_certificate(dir.path(), "server");
+        // scripts/dovecot.sh keeps certificates that are already there.
+        std::fs::rename(&pem, dir.path().join("server.pem")).expect("placing server.pem");
+        std::fs::rename(&key, dir.path().join("server.key")).expect("placing server.key");
+        std::fs::copy(dir.path().join("server.pem"), dir.path().join("ca.pem"))
+            .expect("writing ca.pem");
+        Dovecot::start_in(dir, "").await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, local_conf: &str) -> Dovecot {
         if !local_conf.is_empty() {
             std::fs::write(dir.path().join("local.conf"), format!("{local_conf}\n"))
                 .expect("writing local.conf");
@@ -315,6 +341,63 @@ impl Drop for Dovecot {
                 .output();
         }
     }
+}
+
+/// Makes `DIR/NAME.pem` and `DIR/NAME.key` with the default
+/// `openssl req -x509` (no extensions of our own: OpenSSL's defaults make it
+/// `CA:TRUE`) for `CN=localhost`, and checks that it really is `CA:TRUE`, the
+/// case these tests are about. Returns the two paths.
+pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let pem = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&pem)
+        .args(["-subj", "/CN=localhost"])
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl req -x509 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&pem)
+        .output()
+        .expect("running openssl x509");
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "expected openssl's default self-signed certificate to be CA:TRUE"
+    );
+    (pem, key)
+}
+
+/// The harness's throw-away CA and the `localhost`/127.0.0.1 certificate it
+/// signed, made in `dir` by `scripts/dovecot.sh certs`: `(ca.pem,
+/// server.pem, server.key)`.
+pub fn ca_and_leaf(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("certs")
+        .arg(dir)
+        .output()
+        .expect("running scripts/dovecot.sh certs");
+    assert!(
+        out.status.success(),
+        "scripts/dovecot.sh certs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }
 
 fn path_str(p: &Path) -> &str {

@@ -620,47 +620,30 @@ async fn a_dovecot_restart_during_idle_reconnects_and_mail_still_arrives() {
     w.stop().await;
 }
 
-#[tokio::test]
-async fn implicit_tls_with_the_test_ca() {
-    let dc = dovecot().await;
+/// Delivers one mail and waits until a worker connecting to `host:port`
+/// with `security` and `dc.ca_pem_path` as `ca_file` has ingested it.
+async fn ingest_one_over_tls(dc: &Dovecot, host: &str, port: u16, security: Security) {
     dc.append(USER, "INBOX", &mail("over tls")).await;
     let sink = Arc::new(MemSink::default());
     let cfg = ImapConfig {
-        host: "localhost".into(),
-        port: Some(dc.imaps_port),
-        security: Security::Tls,
+        host: host.into(),
+        port: Some(port),
+        security,
         ca_file: Some(dc.ca_pem_path.clone()),
-        ..config(&dc)
+        ..config(dc)
     };
     let w = spawn(cfg, &sink, tuning());
     wait_for("the mail", Duration::from_secs(10), || {
         sink.ingested_uids().len() == 1
     })
     .await;
-    assert!(dc.log().contains("TLS"), "Dovecot saw no TLS login");
+    assert!(w.state().ok, "{:?}", w.state());
     w.stop().await;
 }
 
-#[tokio::test]
-async fn starttls_with_the_test_ca() {
-    let dc = dovecot().await;
-    dc.append(USER, "INBOX", &mail("over starttls")).await;
-    let sink = Arc::new(MemSink::default());
-    let cfg = ImapConfig {
-        host: "127.0.0.1".into(), // the certificate names the IP too
-        port: Some(dc.imap_port),
-        security: Security::StartTls,
-        ca_file: Some(dc.ca_pem_path.clone()),
-        ..config(&dc)
-    };
-    let w = spawn(cfg, &sink, tuning());
-    wait_for("the mail", Duration::from_secs(10), || {
-        sink.ingested_uids().len() == 1
-    })
-    .await;
-    w.stop().await;
-    // The harness's own APPEND logs in over plain text ("secured" because it
-    // is loopback); the worker's login must be the one over TLS.
+/// The harness's own APPEND logs in over plain text ("secured" because it
+/// is loopback); the worker's login must be the one over TLS.
+fn assert_worker_logged_in_over_tls(dc: &Dovecot) {
     let log = dc.log();
     let logins: Vec<&str> = log
         .lines()
@@ -673,15 +656,30 @@ async fn starttls_with_the_test_ca() {
 }
 
 #[tokio::test]
-async fn tls_without_the_ca_is_refused_and_reported() {
+async fn implicit_tls_with_the_test_ca() {
     let dc = dovecot().await;
+    ingest_one_over_tls(&dc, "localhost", dc.imaps_port, Security::Tls).await;
+    assert!(dc.log().contains("TLS"), "Dovecot saw no TLS login");
+}
+
+#[tokio::test]
+async fn starttls_with_the_test_ca() {
+    let dc = dovecot().await;
+    // The certificate names the IP too.
+    ingest_one_over_tls(&dc, "127.0.0.1", dc.imap_port, Security::StartTls).await;
+    assert_worker_logged_in_over_tls(&dc);
+}
+
+/// A worker connecting over implicit TLS with `ca_file` fails with
+/// `imap_tls`, ingests nothing and never logs in.
+async fn assert_refused_over_tls(dc: &Dovecot, ca_file: Option<std::path::PathBuf>) {
     let sink = Arc::new(MemSink::default());
     let cfg = ImapConfig {
         host: "localhost".into(),
         port: Some(dc.imaps_port),
         security: Security::Tls,
-        ca_file: None,
-        ..config(&dc)
+        ca_file,
+        ..config(dc)
     };
     let w = spawn(cfg, &sink, tuning());
     wait_for("the failure in health", Duration::from_secs(5), || {
@@ -690,8 +688,57 @@ async fn tls_without_the_ca_is_refused_and_reported() {
     .await;
     let error = w.state().error.unwrap_or_default();
     assert_eq!(error, "imap_tls");
-    assert!(sink.ingested_uids().is_empty());
     w.stop().await;
+    assert!(sink.ingested_uids().is_empty());
+    assert!(
+        !dc.log().contains("Login: user=<support@example.com>"),
+        "the worker logged in to a server it does not trust"
+    );
+}
+
+#[tokio::test]
+async fn tls_without_the_ca_is_refused_and_reported() {
+    let dc = dovecot().await;
+    assert_refused_over_tls(&dc, None).await;
+}
+
+/// A Dovecot presenting a default `openssl req -x509` certificate (self-signed,
+/// `CA:TRUE`), with a mailbox user.
+async fn self_signed_dovecot() -> Dovecot {
+    init_tracing();
+    let dc = Dovecot::start_self_signed().await;
+    dc.add_user(USER, PASSWORD).await;
+    dc
+}
+
+/// Issue 11, defect 1: webpki refuses a `CA:TRUE` certificate as the
+/// server's own (`CaUsedAsEndEntity`); the same certificate in `ca_file` is a
+/// pin and is accepted.
+#[tokio::test]
+async fn implicit_tls_with_a_pinned_self_signed_certificate() {
+    let dc = self_signed_dovecot().await;
+    ingest_one_over_tls(&dc, "localhost", dc.imaps_port, Security::Tls).await;
+    assert_worker_logged_in_over_tls(&dc);
+}
+
+/// A pin stands for the server whatever name it is reached by: the
+/// certificate names only `CN=localhost` (no subjectAltName at all), and the
+/// worker connects to 127.0.0.1 with STARTTLS.
+#[tokio::test]
+async fn starttls_with_a_pinned_self_signed_certificate() {
+    let dc = self_signed_dovecot().await;
+    ingest_one_over_tls(&dc, "127.0.0.1", dc.imap_port, Security::StartTls).await;
+    assert_worker_logged_in_over_tls(&dc);
+}
+
+/// Pinning is byte-for-byte: another self-signed certificate in `ca_file`
+/// trusts nothing, and the password is never sent.
+#[tokio::test]
+async fn an_unrelated_self_signed_certificate_is_refused() {
+    let dc = self_signed_dovecot().await;
+    let other = tempfile::tempdir().unwrap();
+    let (other_pem, _) = crate::dovecot::self_signed_certificate(other.path(), "other");
+    assert_refused_over_tls(&dc, Some(other_pem)).await;
 }
 
 /// A server without MOVE and UIDPLUS (Dovecot told to advertise less).

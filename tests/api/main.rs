@@ -33,6 +33,7 @@ mod openapi;
 mod query_plans;
 mod sms;
 mod smtp_sink;
+mod smtp_tls;
 mod spawn;
 mod store_story;
 mod systemd;

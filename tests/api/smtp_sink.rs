@@ -1,9 +1,15 @@
 //! A real SMTP server on loopback for the tests: Python's aiosmtpd running
 //! `tests/support/smtp_sink.py`, which stores every message it accepts.
 //! `scripts/test.sh` installs aiosmtpd when it is missing.
+//!
+//! [`SmtpSink::start_tls`] makes it speak TLS (implicit or STARTTLS) with a
+//! given certificate and offer AUTH, recording who tried to log in
+//! ([`SmtpSink::auth_log`]) so a test can tell that no password went to a
+//! server the client should not have trusted.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,6 +61,17 @@ pub struct SmtpSink {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// Extra arguments for the script (the TLS mode and certificate).
+    tls_args: Vec<OsString>,
+}
+
+/// How a TLS sink speaks TLS.
+#[derive(Debug, Clone, Copy)]
+pub enum SinkTls {
+    /// TLS from the first byte (SMTPS, port 465 style).
+    Implicit,
+    /// Plain greeting, STARTTLS required before mail.
+    StartTls,
 }
 
 fn free_port() -> u16 {
@@ -71,9 +88,32 @@ impl SmtpSink {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            tls_args: Vec::new(),
         };
         sink.up();
         sink
+    }
+
+    /// A sink that speaks TLS with `cert` and `key` (PEM files) and offers
+    /// AUTH (any password is accepted and recorded).
+    pub fn start_tls(mode: SinkTls, cert: &Path, key: &Path) -> SmtpSink {
+        let flag = match mode {
+            SinkTls::Implicit => "--tls",
+            SinkTls::StartTls => "--starttls",
+        };
+        let mut sink = SmtpSink {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            tls_args: vec![flag.into(), cert.into(), key.into()],
+        };
+        sink.up();
+        sink
+    }
+
+    /// One line per AUTH attempt: the mechanism and the user name.
+    pub fn auth_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("auth.log")).unwrap_or_default()
     }
 
     fn script() -> PathBuf {
@@ -86,6 +126,7 @@ impl SmtpSink {
             .arg(Self::script())
             .arg(self.port.to_string())
             .arg(self.dir.path())
+            .args(&self.tls_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -31,7 +31,7 @@ use switchboard::domain::{
 };
 use switchboard::store::{
     AssigneeFilter, ContactView, Delivery, DeliveryError, Inbound, IngestOptions, IngestOutcome,
-    IssueAction, IssueFilter, IssueView, MessageView, NewIssue, PersonRef, RuleError, Staff,
+    IssueAction, IssueFilter, IssueView, MessageView, NewIssue, PersonRef, Staff,
     StatusFilter, Store, StoreError, now,
 };
 use tokio::sync::Barrier;
@@ -188,11 +188,17 @@ fn stored(outcome: IngestOutcome) -> (i64, i64, ThreadingRule, bool) {
 
 /// The refusal a call must have answered, checked against status and code.
 #[track_caller]
-fn refused<T: Debug>(result: Result<T, StoreError>, status: u16, code: &str) -> RuleError {
+fn refused<T: Debug>(
+    result: Result<T, StoreError>,
+    status: u16,
+    code: &str,
+) -> switchboard::domain::Refusal {
     match result {
         Err(StoreError::Rule(e)) => {
+            // The status the API and the page give this kind of refusal.
+            let shown = switchboard::http::error::refusal_status(e.kind).as_u16();
             assert_eq!(
-                (e.status, e.code),
+                (shown, e.code),
                 (status, code),
                 "wrong refusal: {}",
                 e.message
@@ -1636,7 +1642,7 @@ async fn outbox_and_delivery(ts: &TestStore, cast: &Cast) {
         .unwrap()
         .expect("the reply is due");
     assert_eq!(
-        (job.message_id, job.issue_id, job.channel, job.kind.as_str()),
+        (job.message_id, job.issue_id, job.channel, job.kind()),
         (r1.id, i, Channel::Sms, "sms")
     );
     assert_eq!(

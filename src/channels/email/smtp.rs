@@ -8,14 +8,21 @@
 //! and only fixed header names are used. Our own `Message-ID`s encode the
 //! issue (`<i42.m1337.RANDOM@domain>`, PROTOCOL-NOTES) so a customer's
 //! answer threads back even when only `In-Reply-To` survives.
+//!
+//! With `smtp.ca_file`, connections are made by [`Checked`] rather than
+//! lettre's pool, so that a self-signed server certificate can be pinned
+//! (`crate::tls`) and is judged before AUTH; without it, lettre's pool
+//! verifies against Mozilla's roots as it always did.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
+use lettre::address::Envelope;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, Message, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::channels::sms::twilio::SendError;
@@ -225,17 +232,35 @@ pub fn build_notification(n: &NotificationMail<'_>) -> Result<Message, String> {
     Ok(msg)
 }
 
-/// The SMTP connection pool. Clones share it, so a configuration reload
+/// How long connecting, the TLS handshake, the certificate check and AUTH
+/// may take together on a [`Checked`] connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one mail transaction (MAIL, RCPT, DATA) may take there.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// A kept [`Checked`] connection older than this is closed, not reused
+/// (lettre's pool keeps idle connections for 60 s).
+const IDLE_FOR: Duration = Duration::from_secs(60);
+
+/// The SMTP connection(s). Clones share them, so a configuration reload
 /// ([`SmtpSender::reconfigure`]) reaches every worker that sends mail.
 #[derive(Clone)]
 pub struct SmtpSender {
-    transport: Arc<RwLock<AsyncSmtpTransport<Tokio1Executor>>>,
+    transport: Arc<RwLock<Transport>>,
 }
 
 impl std::fmt::Debug for SmtpSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SmtpSender")
     }
+}
+
+#[derive(Clone)]
+enum Transport {
+    /// lettre's pooled transport, verifying with Mozilla's roots: the
+    /// setting without `ca_file` (or without TLS).
+    Pooled(AsyncSmtpTransport<Tokio1Executor>),
+    /// With `ca_file`: connections whose certificate we judge ourselves.
+    Checked(Arc<Checked>),
 }
 
 impl SmtpSender {
@@ -256,17 +281,32 @@ impl SmtpSender {
         Ok(())
     }
 
-    fn transport(cfg: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    fn transport(cfg: &SmtpConfig) -> Result<Transport, String> {
         let host = cfg.host.as_str();
-        let mut tls = TlsParameters::builder(host.to_string());
-        if let Some(ca) = &cfg.ca_file {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("smtp.ca_file {}: {e}", ca.display()))?;
-            tls = tls.add_root_certificate(
-                Certificate::from_pem(&pem).map_err(|e| format!("smtp.ca_file: {e}"))?,
-            );
+        let credentials = match (&cfg.username, &cfg.password) {
+            (Some(u), Some(p)) if !u.is_empty() => {
+                Some(Credentials::new(u.clone(), p.expose().to_string()))
+            }
+            _ => None,
+        };
+        let ca_file = cfg.ca_file.as_deref().filter(|p| !p.as_os_str().is_empty());
+        if let (Some(ca_file), Security::Tls | Security::StartTls) = (ca_file, cfg.security) {
+            let ca_certs = crate::tls::read_ca_file(ca_file).map_err(|e| format!("smtp: {e}"))?;
+            return Ok(Transport::Checked(Arc::new(Checked {
+                host: host.to_string(),
+                port: cfg.port(),
+                implicit_tls: cfg.security == Security::Tls,
+                tls: Checked::handshake_only(host)?,
+                verifier: crate::tls::PinningVerifier::new(ca_certs)
+                    .map_err(|e| format!("smtp: {e}"))?,
+                credentials,
+                hello: ClientId::default(),
+                idle: Mutex::new(None),
+            })));
         }
-        let tls = tls.build_rustls().map_err(|e| format!("smtp TLS: {e}"))?;
+        let tls = TlsParameters::builder(host.to_string())
+            .build_rustls()
+            .map_err(|e| format!("smtp TLS: {e}"))?;
         let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(cfg.port())
             .tls(match cfg.security {
@@ -274,37 +314,178 @@ impl SmtpSender {
                 Security::StartTls => Tls::Required(tls),
                 Security::Plain => Tls::None,
             });
-        let builder = match (&cfg.username, &cfg.password) {
-            (Some(u), Some(p)) if !u.is_empty() => {
-                builder.credentials(Credentials::new(u.clone(), p.expose().to_string()))
-            }
-            _ => builder,
+        let builder = match credentials {
+            Some(c) => builder.credentials(c),
+            None => builder,
         };
-        Ok(builder.timeout(Some(Duration::from_secs(30))).build())
+        Ok(Transport::Pooled(
+            builder.timeout(Some(Duration::from_secs(30))).build(),
+        ))
     }
 
     /// Sends one message; 5xx answers are permanent, everything else is
-    /// worth retrying.
+    /// worth retrying (an untrusted certificate included: that is fixed in
+    /// the configuration, and the mail should go out once it is).
     pub async fn send(&self, msg: Message) -> Result<(), SendError> {
         let transport = match self.transport.read() {
             Ok(t) => t.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        match transport.send(msg).await {
+        let result = match transport {
+            Transport::Pooled(t) => t.send(msg).await.map(|_| ()).map_err(CheckedError::Smtp),
+            Transport::Checked(c) => c.send(msg.envelope(), &msg.formatted()).await,
+        };
+        match result {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent {
+            Err(CheckedError::Smtp(e)) if e.is_permanent() => Err(SendError::Permanent {
                 code: e
                     .status()
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "smtp".into()),
                 message: e.to_string(),
             }),
-            Err(e) => Err(SendError::Retryable {
+            Err(CheckedError::Smtp(e)) => Err(SendError::Retryable {
                 code: e.status().map(|c| c.to_string()),
                 message: e.to_string(),
                 retry_after: None,
             }),
+            Err(CheckedError::Untrusted(message)) => Err(SendError::Retryable {
+                code: Some("tls".into()),
+                message,
+                retry_after: None,
+            }),
+            Err(CheckedError::TimedOut(what)) => Err(SendError::Retryable {
+                code: None,
+                message: format!("smtp: {what} timed out"),
+                retry_after: None,
+            }),
         }
+    }
+}
+
+/// Why a send failed.
+enum CheckedError {
+    /// lettre's error: the network, TLS, or the server's answer.
+    Smtp(lettre::transport::smtp::Error),
+    /// The server's certificate is not one we trust.
+    Untrusted(String),
+    /// A step took longer than its timeout.
+    TimedOut(&'static str),
+}
+
+impl From<lettre::transport::smtp::Error> for CheckedError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        CheckedError::Smtp(e)
+    }
+}
+
+/// SMTP with `ca_file`: each connection's certificate is checked by
+/// [`crate::tls::PinningVerifier`] before the first credential or mail.
+///
+/// Why not lettre's transport: lettre 0.11 builds its rustls config
+/// itself and takes no verifier of ours, and its `ca_file` path
+/// (`add_root_certificate`) is plain webpki, which refuses a self-signed
+/// `CA:TRUE` server certificate even when it is that very root. So I let
+/// lettre's handshake check the handshake signature only (its
+/// `dangerous_accept_invalid_certs` verifier still verifies that with the
+/// provider's algorithms: the server proves it holds the key of the
+/// certificate it presents), then judge the presented chain with the same
+/// verifier IMAP uses — while nothing but EHLO has been said. AUTH comes
+/// after, so a password never goes to a server we did not trust. lettre's
+/// own pool cannot be told to wait for that check, so this keeps one idle
+/// connection for the next mail instead; a helpdesk's outbound volume
+/// needs no more.
+struct Checked {
+    host: String,
+    port: u16,
+    /// TLS from the first byte, else STARTTLS (required).
+    implicit_tls: bool,
+    tls: TlsParameters,
+    verifier: crate::tls::PinningVerifier,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    /// A connection kept from the last mail, and when it was last used.
+    idle: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
+}
+
+impl Checked {
+    /// lettre's TLS settings that verify the handshake signature and leave
+    /// the certificate to [`Checked::connect`].
+    fn handshake_only(host: &str) -> Result<TlsParameters, String> {
+        TlsParameters::builder(host.to_string())
+            .certificate_store(CertificateStore::None)
+            .dangerous_accept_invalid_certs(true)
+            .dangerous_accept_invalid_hostnames(true)
+            .build_rustls()
+            .map_err(|e| format!("smtp TLS: {e}"))
+    }
+
+    async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<(), CheckedError> {
+        let mut conn = match self.reuse().await {
+            Some(conn) => conn,
+            None => tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
+                .await
+                .map_err(|_| CheckedError::TimedOut("connecting"))??,
+        };
+        match tokio::time::timeout(TRANSACTION_TIMEOUT, conn.send(envelope, email)).await {
+            Ok(Ok(_)) => {
+                if let Ok(mut idle) = self.idle.lock() {
+                    *idle = Some((conn, Instant::now()));
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                conn.abort().await;
+                Err(e.into())
+            }
+            Err(_) => Err(CheckedError::TimedOut("sending")),
+        }
+    }
+
+    /// The kept connection, if it is fresh and still answers NOOP.
+    async fn reuse(&self) -> Option<AsyncSmtpConnection> {
+        let (mut conn, since) = self.idle.lock().ok()?.take()?;
+        let alive = since.elapsed() < IDLE_FOR
+            && !conn.has_broken()
+            && tokio::time::timeout(Duration::from_secs(5), conn.test_connected())
+                .await
+                .unwrap_or(false);
+        if alive {
+            Some(conn)
+        } else {
+            conn.abort().await;
+            None
+        }
+    }
+
+    /// Connects, secures the connection, judges the certificate, then
+    /// authenticates.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, CheckedError> {
+        let wrapper = self.implicit_tls.then(|| self.tls.clone());
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(CONNECT_TIMEOUT),
+            &self.hello,
+            wrapper,
+            None,
+        )
+        .await?;
+        if !self.implicit_tls {
+            conn.starttls(self.tls.clone(), &self.hello).await?;
+        }
+        // Nothing but EHLO has been sent: judge the server now.
+        let chain = conn.certificate_chain()?;
+        if let Err(e) = self.verifier.verify_chain(&chain, &self.host) {
+            conn.abort().await;
+            return Err(CheckedError::Untrusted(format!(
+                "smtp TLS: {}:{}: {e}",
+                self.host, self.port
+            )));
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+        }
+        Ok(conn)
     }
 }
 

@@ -153,13 +153,14 @@ async fn link_for(state: &AppState, staff: &Staff, lead: &str) -> Result<Shown, 
              Choose your password here (the link works once, for 24 hours):\n\n{link}\n",
             staff.name
         );
-        let payload = serde_json::json!({
-            "staff_id": staff.id,
-            "to": staff.email,
-            "subject": "Your sign-in link for Switchboard",
-            "body": body,
-        });
-        state.store.enqueue_payloads("digest", &[payload]).await?;
+        let mail = crate::store::StaffMail {
+            staff_id: staff.id,
+            to: staff.email.clone(),
+            subject: "Your sign-in link for Switchboard".into(),
+            body,
+            unsubscribe: None,
+        };
+        state.store.enqueue_staff_mail(&[mail]).await?;
         state.outbox_wake.notify_one();
         text.push_str(&format!(" It was also emailed to {}.", staff.email));
     } else {

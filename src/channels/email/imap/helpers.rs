@@ -60,34 +60,18 @@ pub(super) fn uid_set(uids: &[u32]) -> String {
     out
 }
 
-/// The trust store: Mozilla's roots plus every certificate in `ca_file`.
+/// The rustls config for `ca_file` (see `crate::tls`): Mozilla's roots plus
+/// every certificate in it, each of which is also accepted as the server's
+/// own (a pin).
 pub(super) async fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    let ca_certs = match ca_file.filter(|p| !p.as_os_str().is_empty()) {
+        Some(path) => {
+            let pem = tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("reading ca_file {}: {e}", path.display()))?;
+            crate::tls::parse_ca_pem(&pem, path)?
+        }
+        None => Vec::new(),
     };
-    if let Some(path) = ca_file.filter(|p| !p.as_os_str().is_empty()) {
-        let pem = tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("reading ca_file {}: {e}", path.display()))?;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!(
-                "ca_file {}: no PEM certificate in it",
-                path.display()
-            ));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    crate::tls::client_config(ca_certs)
 }

@@ -51,8 +51,10 @@
 //!
 //! TLS is rustls with the ring provider (STYLE.md: one provider), trusting
 //! Mozilla's roots (webpki-roots, compiled in) plus the PEM certificates in
-//! `ca_file`. I build the rustls config per connection: it is cheap, and a
-//! rotated CA file is picked up without a restart.
+//! `ca_file`, and accepting a server whose own certificate is one of those
+//! (a pin, for self-signed servers: `crate::tls`). I build the rustls config
+//! per connection: it is cheap, and a rotated CA file is picked up without a
+//! restart.
 
 use std::fmt::{self, Debug, Display};
 use std::future::Future;
@@ -65,8 +67,7 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{Response, Status};
 use async_imap::types::{Fetch, UnsolicitedResponse};
 use futures::TryStreamExt;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;

@@ -1,6 +1,47 @@
-//! The serde deserializer over the merged tree, with key paths in its errors.
+//! The serde deserializer over config-rs's merged tree, with key paths and
+//! strict file types.
+//!
+//! Why not `config::Config::try_deserialize`: config-rs converts between
+//! types whatever a value's source. It reads the *file's* `max_connections =
+//! "8"` as 8 and `from = 15550100` as the string `"15550100"`, so the file
+//! stops being typed; and an unknown key is reported at its table
+//! (`server`) without its own name. This deserializer walks the same
+//! [`Value`] tree but looks at each value's origin: a string that came from
+//! the environment becomes a bool, an integer or a comma-separated list *only
+//! when the field being filled asks for one* (so `"+15550100"` stays a
+//! string), and everything else must already have the field's type. It also
+//! records the path as it descends, so every error names the full dotted key,
+//! `imap[0].oauth2.token_url` style, unknown keys included.
 
 use super::*;
+use ::config::{Value, ValueKind};
+
+/// A value of the merged tree, as a serde `Deserializer`.
+pub(super) struct Node(pub(super) Value);
+
+impl Node {
+    /// A string that came from a `SWITCHBOARD__…` variable.
+    fn env_str(&self) -> Option<&str> {
+        match &self.0.kind {
+            ValueKind::String(s) if self.0.origin() == Some(ENV_ORIGIN) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn unexpected(&self) -> Unexpected<'_> {
+        match &self.0.kind {
+            ValueKind::Nil => Unexpected::Unit,
+            ValueKind::Boolean(b) => Unexpected::Bool(*b),
+            ValueKind::I64(i) => Unexpected::Signed(*i),
+            ValueKind::I128(_) | ValueKind::U128(_) => Unexpected::Other("a 128-bit integer"),
+            ValueKind::U64(u) => Unexpected::Unsigned(*u),
+            ValueKind::Float(f) => Unexpected::Float(*f),
+            ValueKind::String(s) => Unexpected::Str(s),
+            ValueKind::Table(_) => Unexpected::Map,
+            ValueKind::Array(_) => Unexpected::Seq,
+        }
+    }
+}
 
 /// A deserialization error with the path where it happened. Each level
 /// prepends its own step as the error travels outwards.
@@ -63,9 +104,11 @@ impl From<DeError> for ConfigError {
     }
 }
 
-pub(super) struct TableAccess {
-    pub(super) iter: std::collections::btree_map::IntoIter<String, Node>,
-    pub(super) pending: Option<(String, Node)>,
+/// A table's entries in key order (config-rs keeps them in a `HashMap`), so
+/// the first problem reported does not depend on hashing.
+struct TableAccess {
+    iter: std::collections::btree_map::IntoIter<String, Value>,
+    pending: Option<(String, Value)>,
 }
 
 impl<'de> MapAccess<'de> for TableAccess {
@@ -90,12 +133,13 @@ impl<'de> MapAccess<'de> for TableAccess {
             .pending
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("value requested before its key"))?;
-        seed.deserialize(value).map_err(|e| e.at(Seg::Key(key)))
+        seed.deserialize(Node(value))
+            .map_err(|e| e.at(Seg::Key(key)))
     }
 }
 
-pub(super) struct ArrayAccess {
-    pub(super) iter: std::iter::Enumerate<std::vec::IntoIter<Node>>,
+struct ArrayAccess {
+    iter: std::iter::Enumerate<std::vec::IntoIter<Value>>,
 }
 
 impl<'de> SeqAccess<'de> for ArrayAccess {
@@ -107,28 +151,22 @@ impl<'de> SeqAccess<'de> for ArrayAccess {
     ) -> Result<Option<T::Value>, DeError> {
         match self.iter.next() {
             None => Ok(None),
-            Some((i, node)) => seed
-                .deserialize(node)
+            Some((i, value)) => seed
+                .deserialize(Node(value))
                 .map(Some)
                 .map_err(|e| e.at(Seg::Index(i))),
         }
     }
 }
 
-pub(super) fn visit_array<'de, V: Visitor<'de>>(
-    items: Vec<Node>,
-    visitor: V,
-) -> Result<V::Value, DeError> {
+fn visit_array<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value, DeError> {
     visitor.visit_seq(ArrayAccess {
         iter: items.into_iter().enumerate(),
     })
 }
 
 /// Integers from the environment: parsed only because the field wants one.
-pub(super) fn visit_env_int<'de, V: Visitor<'de>>(
-    s: &str,
-    visitor: V,
-) -> Result<V::Value, DeError> {
+fn visit_env_int<'de, V: Visitor<'de>>(s: &str, visitor: V) -> Result<V::Value, DeError> {
     let t = s.trim();
     if t.starts_with('-') {
         match t.parse::<i64>() {
@@ -146,9 +184,9 @@ pub(super) fn visit_env_int<'de, V: Visitor<'de>>(
 macro_rules! env_coercing_ints {
     ($($method:ident)*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-            match self {
-                Node::Env(s) => visit_env_int(&s, visitor),
-                other => other.deserialize_any(visitor),
+            match self.env_str() {
+                Some(s) => visit_env_int(s, visitor),
+                None => self.deserialize_any(visitor),
             }
         }
     )*};
@@ -158,37 +196,34 @@ impl<'de> de::Deserializer<'de> for Node {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self {
-            Node::Table(t) => visitor.visit_map(TableAccess {
-                iter: t.into_iter(),
+        match self.0.kind {
+            ValueKind::Table(t) => visitor.visit_map(TableAccess {
+                iter: t.into_iter().collect::<BTreeMap<_, _>>().into_iter(),
                 pending: None,
             }),
-            Node::Array(a) => visit_array(a, visitor),
-            Node::Env(s) => visitor.visit_string(s),
-            Node::File(v) => match v {
-                toml::Value::String(s) => visitor.visit_string(s),
-                toml::Value::Integer(i) => visitor.visit_i64(i),
-                toml::Value::Float(f) => visitor.visit_f64(f),
-                toml::Value::Boolean(b) => visitor.visit_bool(b),
-                toml::Value::Datetime(d) => visitor.visit_string(d.to_string()),
-                nested @ (toml::Value::Array(_) | toml::Value::Table(_)) => {
-                    Node::from_toml(nested).deserialize_any(visitor)
-                }
-            },
+            ValueKind::Array(a) => visit_array(a, visitor),
+            ValueKind::String(s) => visitor.visit_string(s),
+            ValueKind::I64(i) => visitor.visit_i64(i),
+            ValueKind::I128(i) => visitor.visit_i128(i),
+            ValueKind::U64(u) => visitor.visit_u64(u),
+            ValueKind::U128(u) => visitor.visit_u128(u),
+            ValueKind::Float(f) => visitor.visit_f64(f),
+            ValueKind::Boolean(b) => visitor.visit_bool(b),
+            ValueKind::Nil => visitor.visit_unit(),
         }
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self {
-            Node::Env(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "yes" | "on" | "1" => visitor.visit_bool(true),
-                "false" | "no" | "off" | "0" => visitor.visit_bool(false),
-                _ => Err(de::Error::invalid_value(
-                    Unexpected::Str(&s),
-                    &"true or false",
-                )),
-            },
-            other => other.deserialize_any(visitor),
+        let Some(s) = self.env_str() else {
+            return self.deserialize_any(visitor);
+        };
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => visitor.visit_bool(true),
+            "false" | "no" | "off" | "0" => visitor.visit_bool(false),
+            _ => Err(de::Error::invalid_value(
+                Unexpected::Str(s),
+                &"true or false",
+            )),
         }
     }
 
@@ -202,12 +237,12 @@ impl<'de> de::Deserializer<'de> for Node {
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self {
-            Node::Env(s) => match s.trim().parse::<f64>() {
-                Ok(f) => visitor.visit_f64(f),
-                Err(_) => Err(de::Error::invalid_value(Unexpected::Str(&s), &"a number")),
-            },
-            other => other.deserialize_any(visitor),
+        let Some(s) = self.env_str() else {
+            return self.deserialize_any(visitor);
+        };
+        match s.trim().parse::<f64>() {
+            Ok(f) => visitor.visit_f64(f),
+            Err(_) => Err(de::Error::invalid_value(Unexpected::Str(s), &"a number")),
         }
     }
 
@@ -216,30 +251,32 @@ impl<'de> de::Deserializer<'de> for Node {
         visitor.visit_some(self)
     }
 
+    /// The string-or-list rule for list keys: an environment string is a
+    /// comma-separated list (items trimmed, `""` is empty).
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self {
-            Node::Env(s) => {
-                let items = if s.trim().is_empty() {
-                    Vec::new()
-                } else {
-                    s.split(',')
-                        .map(|p| Node::Env(p.trim().to_string()))
-                        .collect()
-                };
-                visit_array(items, visitor)
-            }
-            Node::Table(_) => Err(de::Error::invalid_type(
+        if let Some(s) = self.env_str() {
+            let items = if s.trim().is_empty() {
+                Vec::new()
+            } else {
+                s.split(',')
+                    .map(|p| Value::new(Some(&ENV_ORIGIN.to_string()), p.trim()))
+                    .collect()
+            };
+            return visit_array(items, visitor);
+        }
+        match self.0.kind {
+            ValueKind::Table(_) => Err(de::Error::invalid_type(
                 Unexpected::Map,
                 &"a list (a list of tables is written [[name]], once per entry)",
             )),
-            other => other.deserialize_any(visitor),
+            _ => self.deserialize_any(visitor),
         }
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self {
-            Node::Table(_) => self.deserialize_any(visitor),
-            other => Err(de::Error::invalid_type(other.unexpected(), &"a table")),
+        match self.0.kind {
+            ValueKind::Table(_) => self.deserialize_any(visitor),
+            _ => Err(de::Error::invalid_type(self.unexpected(), &"a table")),
         }
     }
 
@@ -258,11 +295,11 @@ impl<'de> de::Deserializer<'de> for Node {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        match self {
-            Node::Env(s) | Node::File(toml::Value::String(s)) => visitor.visit_enum(
+        match self.0.kind {
+            ValueKind::String(s) => visitor.visit_enum(
                 de::value::StringDeserializer::<DeError>::new(s.trim().to_string()),
             ),
-            other => Err(de::Error::invalid_type(other.unexpected(), &"a string")),
+            _ => Err(de::Error::invalid_type(self.unexpected(), &"a string")),
         }
     }
 

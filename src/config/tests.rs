@@ -925,7 +925,8 @@ fn env_name_that_is_no_key_is_named() {
 
 #[test]
 fn indexed_env_errors_name_key_and_variable() {
-    let file = "[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"a@example.com\"\npassword = \"p\"\n";
+    let file =
+        "[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"a@example.com\"\npassword = \"p\"\n";
     let e = load_err(file, &[("SWITCHBOARD__IMAP__0__PORT", "imaps")]);
     assert_eq!(key(&e), "imap[0].port");
     assert!(e.message.contains("SWITCHBOARD__IMAP__0__PORT"), "{e}");

@@ -31,8 +31,8 @@ use switchboard::domain::{
 };
 use switchboard::store::{
     AssigneeFilter, ContactView, Delivery, DeliveryError, Inbound, IngestOptions, IngestOutcome,
-    IssueAction, IssueFilter, IssueView, MessageView, NewIssue, PersonRef, Staff,
-    StatusFilter, Store, StoreError, now,
+    IssueAction, IssueFilter, IssueView, MessageView, NewIssue, PersonRef, Staff, StatusFilter,
+    Store, StoreError, now,
 };
 use tokio::sync::Barrier;
 

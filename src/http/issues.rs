@@ -4,15 +4,13 @@
 //! Each handler carries its `#[utoipa::path]` and is registered through
 //! `routes!`, so the router and the OpenAPI document are one list.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -57,8 +55,41 @@ fn param_error(name: &str, why: &str) -> ApiError {
     )
 }
 
-fn parse_limit(q: &HashMap<String, String>) -> ApiResult<i64> {
-    match q.get("limit") {
+/// The query of `GET /api/issues`. Every value is read as text and
+/// checked by the handler, so each bad one gets its own error.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// `unassigned`, `assigned`, `closed` or `open` (not closed; the default)
+    status: Option<String>,
+    /// `me`, `none` or a staff id
+    assignee: Option<String>,
+    /// Search subject, customer name, phone or email
+    q: Option<String>,
+    /// Only this customer's issues
+    #[param(value_type = Option<i64>)]
+    customer: Option<String>,
+    /// Page size (default 20)
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page
+    cursor: Option<String>,
+}
+
+/// The query of `GET /api/issues/{id}/messages`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct MessagesQuery {
+    /// Page size (default 20)
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page: loads older messages
+    #[param(value_type = Option<i64>)]
+    before: Option<String>,
+}
+
+fn parse_limit(limit: Option<&str>) -> ApiResult<i64> {
+    match limit {
         None => Ok(20),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -104,14 +135,7 @@ struct IssuePage {
     path = "/api/issues",
     operation_id = "list_issues",
     tag = "issues",
-    params(
-        ("status" = Option<String>, Query, description = "`unassigned`, `assigned`, `closed` or `open` (not closed; the default)"),
-        ("assignee" = Option<String>, Query, description = "`me`, `none` or a staff id"),
-        ("q" = Option<String>, Query, description = "Search subject, customer name, phone or email"),
-        ("customer" = Option<i64>, Query, description = "Only this customer's issues"),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-    ),
+    params(ListQuery),
     responses(
         (status = 200, description = "A page of issues", body = IssuePage),
         QueryErrors,
@@ -121,9 +145,9 @@ struct IssuePage {
 async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
-    ApiQuery(q): ApiQuery<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<IssuePage>> {
-    let status = match q.get("status").map(String::as_str) {
+    let status = match q.status.as_deref() {
         None | Some("") | Some("open") => Some(StatusFilter::Open),
         Some(s) => Some(StatusFilter::Is(IssueStatus::parse(s).ok_or_else(
             || {
@@ -134,7 +158,7 @@ async fn list(
             },
         )?)),
     };
-    let assignee = match q.get("assignee").map(String::as_str) {
+    let assignee = match q.assignee.as_deref() {
         None | Some("") => None,
         Some("me") => Some(AssigneeFilter::Staff(me.id)),
         Some("none") => Some(AssigneeFilter::None),
@@ -142,27 +166,27 @@ async fn list(
             param_error("assignee", "must be me, none or a staff id")
         })?)),
     };
-    let customer = match q.get("customer").filter(|c| !c.is_empty()) {
+    let customer = match q.customer.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(
             c.parse()
                 .map_err(|_| param_error("customer", "must be a customer id"))?,
         ),
     };
-    let cursor = match q.get("cursor").filter(|c| !c.is_empty()) {
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(
             decode_cursor(c).ok_or_else(|| param_error("cursor", "not a cursor from this API"))?,
         ),
     };
-    let limit = parse_limit(&q)?;
+    let limit = parse_limit(q.limit.as_deref())?;
     // One row more than the page: whether it comes back tells if another
     // page exists, so the last page says `next_cursor: null` even when it
     // happens to be full (45 issues in pages of 15).
     let filter = IssueFilter {
         status,
         assignee,
-        q: q.get("q").cloned(),
+        q: q.q,
         customer,
         limit: limit + 1,
         cursor,
@@ -218,11 +242,7 @@ struct MessagePage {
     get,
     path = "/api/issues/{id}/messages",
     tag = "issues",
-    params(
-        ("id" = i64, Path, description = "Issue id"),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("before" = Option<i64>, Query, description = "`next_cursor` of the previous page: loads older messages"),
-    ),
+    params(("id" = i64, Path, description = "Issue id"), MessagesQuery),
     responses(
         (status = 200, description = "A page of the timeline", body = MessagePage),
         QueryErrors,
@@ -234,10 +254,10 @@ async fn messages(
     State(state): State<AppState>,
     Caller(_me): Caller,
     ApiPath(id): ApiPath<i64>,
-    ApiQuery(q): ApiQuery<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<MessagesQuery>,
 ) -> ApiResult<Json<MessagePage>> {
-    let limit = parse_limit(&q)?;
-    let before = match q.get("before").filter(|b| !b.is_empty()) {
+    let limit = parse_limit(q.limit.as_deref())?;
+    let before = match q.before.as_deref().filter(|b| !b.is_empty()) {
         None => None,
         Some(b) => Some(
             b.parse::<i64>()

@@ -4,7 +4,7 @@
 //! Routes are registered with `routes!` from their `#[utoipa::path]`, so
 //! what is served and what `/api/openapi.json` documents cannot drift.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -53,11 +53,7 @@ struct NotificationPage {
     path = "/api/notifications",
     operation_id = "list_notifications",
     tag = "notifications",
-    params(
-        ("unread" = Option<bool>, Query, description = "Only unread ones"),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("cursor" = Option<i64>, Query, description = "`next_cursor` of the previous page (`before` is accepted too)"),
-    ),
+    params(ListQuery),
     responses(
         (status = 200, description = "A page of notifications", body = NotificationPage),
         QueryErrors,
@@ -67,9 +63,9 @@ struct NotificationPage {
 async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
-    ApiQuery(q): ApiQuery<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<NotificationPage>> {
-    let unread = match q.get("unread").map(String::as_str) {
+    let unread = match q.unread.as_deref() {
         None | Some("") | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
         Some(_) => {
@@ -79,7 +75,7 @@ async fn list(
             ));
         }
     };
-    let limit = match q.get("limit") {
+    let limit = match q.limit.as_deref() {
         None => 20,
         Some(v) => v
             .parse::<i64>()
@@ -90,8 +86,9 @@ async fn list(
             })?,
     };
     let before = match q
-        .get("cursor")
-        .or(q.get("before"))
+        .cursor
+        .as_deref()
+        .or(q.before.as_deref())
         .filter(|v| !v.is_empty())
     {
         None => None,
@@ -112,6 +109,25 @@ async fn list(
         unread_count,
         next_cursor: next,
     }))
+}
+
+/// The query of `GET /api/notifications`, read as text and checked by the
+/// handler.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only unread ones
+    #[param(value_type = Option<bool>)]
+    unread: Option<String>,
+    /// Page size (default 20)
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page
+    #[param(value_type = Option<i64>)]
+    cursor: Option<String>,
+    /// The same as `cursor`
+    #[param(value_type = Option<i64>)]
+    before: Option<String>,
 }
 
 /// `POST /api/notifications/read`: `ids` or `"all": true`.

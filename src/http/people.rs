@@ -3,13 +3,11 @@
 //! Routes are registered with `routes!` from their `#[utoipa::path]`, so
 //! what is served and what `/api/openapi.json` documents cannot drift.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -310,6 +308,19 @@ struct RejectedPage {
     next_cursor: Option<i64>,
 }
 
+/// The query of `GET /api/rejected`, read as text and checked by the
+/// handler.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RejectedQuery {
+    /// Page size (default 50)
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page
+    #[param(value_type = Option<i64>)]
+    before: Option<String>,
+}
+
 /// The rejected-inbound log (admins only)
 ///
 /// Mail that could not be ingested and webhooks that failed verification,
@@ -318,10 +329,7 @@ struct RejectedPage {
     get,
     path = "/api/rejected",
     tag = "people",
-    params(
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
-        ("before" = Option<i64>, Query, description = "`next_cursor` of the previous page"),
-    ),
+    params(RejectedQuery),
     responses(
         (status = 200, description = "A page of the log", body = RejectedPage),
         QueryErrors,
@@ -332,9 +340,9 @@ struct RejectedPage {
 async fn rejected(
     State(state): State<AppState>,
     Admin(_): Admin,
-    ApiQuery(q): ApiQuery<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<RejectedQuery>,
 ) -> ApiResult<Json<RejectedPage>> {
-    let limit = match q.get("limit") {
+    let limit = match q.limit.as_deref() {
         None => 50,
         Some(v) => v
             .parse::<i64>()
@@ -345,7 +353,7 @@ async fn rejected(
             })?,
     };
     let before =
-        match q.get("before") {
+        match q.before.as_deref() {
             None => None,
             Some(v) => Some(v.parse::<i64>().map_err(|_| {
                 ApiError::bad_request("invalid_parameter", "`before` must be an id")

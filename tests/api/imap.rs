@@ -215,6 +215,24 @@ async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
     }
 }
 
+/// Polls the server until `mailbox` holds `n` messages: the worker moves or
+/// deletes a batch after the sink took it, so right after the sink saw a
+/// message the server may not show the result yet.
+async fn wait_for_count(dc: &Dovecot, mailbox: &str, n: usize, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let now = dc.messages(USER, mailbox).await.len();
+        if now == n {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {n} message(s) in {mailbox}, {now} there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn subjects(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
@@ -399,6 +417,7 @@ async fn after_ingest_move_creates_the_folder_and_moves() {
         sink.ingested_uids().len() == 4
     })
     .await;
+    wait_for_count(&dc, "INBOX", 0, Duration::from_secs(10)).await;
     w.stop().await;
     assert!(dc.messages(USER, "INBOX").await.is_empty());
     let moved = dc.messages(USER, "Processed").await;
@@ -428,6 +447,7 @@ async fn after_ingest_delete_expunges() {
         sink.ingested_uids().len() == 3
     })
     .await;
+    wait_for_count(&dc, "INBOX", 0, Duration::from_secs(10)).await;
     w.stop().await;
     assert!(dc.messages(USER, "INBOX").await.is_empty());
     assert!(!dc.folder_exists(USER, "Processed").await);
@@ -765,6 +785,7 @@ async fn move_falls_back_to_copy_delete_expunge_without_the_move_capability() {
         sink.ingested_uids().len() == 3
     })
     .await;
+    wait_for_count(&dc, "INBOX", 0, Duration::from_secs(10)).await;
     w.stop().await;
     assert!(dc.messages(USER, "INBOX").await.is_empty());
     assert_eq!(dc.messages(USER, "Done").await.len(), 3);
@@ -789,6 +810,7 @@ async fn delete_uses_plain_expunge_without_uidplus() {
         sink.ingested_uids().len() == 3
     })
     .await;
+    wait_for_count(&dc, "INBOX", 0, Duration::from_secs(10)).await;
     w.stop().await;
     assert!(dc.messages(USER, "INBOX").await.is_empty());
 }
